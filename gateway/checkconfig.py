@@ -1,0 +1,22 @@
+"""`brukarvakt check-config`: validate the configuration and say in a few lines what it means."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.config import load
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    source = args.config or "embedded defaults"
+    hop = config.next_hop
+    where = f"{hop.host}:{hop.port} (tls {hop.tls})" if hop else f"local Maildir {config.outbox}"
+    tls = "STARTTLS offered" if config.tls.cert and config.tls.key else "no TLS"
+    print(f"{source}: ok")
+    print(f"  listens on {config.listen.host}:{config.listen.port}, {tls}")
+    print(f"  clean mail goes to {where}")
+    print(f"  managers: {len(config.policy.managers)}, staff: {len(config.policy.staff)}, "
+          f"secure domains: {len(config.secure.domains)}")
+    print(f"  blocked mail: {config.policy.on_block}; unscannable mail: {config.policy.on_unscannable}")
+    return 0

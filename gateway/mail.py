@@ -1,0 +1,217 @@
+"""Mail messages to text segments: headers people read, every body part, every attachment."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header
+from email.message import Message
+from email.utils import getaddresses
+
+from gateway import attachments
+from gateway.attachments import Attachment, Extracted
+from gateway.text import decode_bytes, html_to_text
+from models.config import Limits
+from models.findings import Segment, Unscanned
+
+# Headers a person writes or sees. Machine headers (Received, Message-ID, DKIM-Signature,
+# ARC-*, X-*) are never scanned: their digit runs are timestamps and queue ids.
+PERSON_HEADERS = ("subject", "from", "to", "cc", "bcc", "reply-to", "sender", "comments",
+                  "keywords", "thread-topic", "resent-from", "resent-to", "resent-cc",
+                  "disposition-notification-to", "organization")
+ADDRESS_HEADERS = frozenset(("from", "to", "cc", "bcc", "reply-to", "sender", "resent-from",
+                             "resent-to", "resent-cc", "disposition-notification-to"))
+MACHINE_HEADER_PREFIXES = ("x-", "arc-", "dkim-", "received", "message-id", "references",
+                           "in-reply-to", "return-path", "authentication-results", "content-",
+                           "mime-version", "date", "delivered-to", "list-", "thread-index")
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_KNOWN_FIRST_HEADERS = re.compile(
+    rb"^(from|to|cc|subject|date|received|return-path|message-id|mime-version|delivered-to|"
+    rb"content-type|reply-to|sender|x-[!-9;-~]*|dkim-signature|arc-[a-z-]+|"
+    rb"authentication-results):",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def looks_like_mail(head: bytes) -> bool:
+    """Whether content starts with RFC 5322 headers (or an mbox "From " line and headers)."""
+    if head.startswith(b"From "):
+        head = head.split(b"\n", 1)[-1]
+    block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
+    lines = block.splitlines()
+    if not lines or not _HEADER_LINE.match(lines[0]):
+        return False
+    if not all(_HEADER_LINE.match(line) or line[:1] in (b" ", b"\t") for line in lines[:50]):
+        return False
+    return _KNOWN_FIRST_HEADERS.search(block) is not None
+
+
+def decode_header_value(raw: str) -> str:
+    """RFC 2047 encoded words and raw 8-bit bytes to text, whatever charset they claim."""
+    if any(ord(ch) > 127 for ch in raw):
+        # compat32 keeps undeclared 8-bit header bytes as surrogate escapes
+        raw = decode_bytes(raw.encode("ascii", "surrogateescape"))
+    if "=?" not in raw:
+        return raw
+    try:
+        chunks = decode_header(raw)
+    except Exception:  # malformed encoded words: scan what is written
+        return raw
+    out = []
+    for chunk, charset in chunks:
+        out.append(chunk if isinstance(chunk, str) else decode_bytes(chunk, charset))
+    return "".join(out)
+
+
+@dataclass
+class MailText:
+    """What a message holds, as text, plus the addresses the policy needs."""
+
+    segments: list[Segment] = field(default_factory=list)
+    unscanned: list[Unscanned] = field(default_factory=list)
+    subject: str = ""
+    from_address: str | None = None
+    recipients: tuple[str, ...] = ()
+    message_id: str | None = None
+
+
+class _Walker:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.out = Extracted()
+        self.bodies = 0
+
+    def headers(self, msg: Message, prefix: str) -> None:
+        for name, value in msg.items():
+            lname = name.lower()
+            if lname not in PERSON_HEADERS and (
+                "=?" not in str(value) or lname.startswith(MACHINE_HEADER_PREFIXES)
+            ):
+                continue
+            text = decode_header_value(str(value))
+            if lname in ADDRESS_HEADERS:
+                # scan display names and addresses, one per line so that they do not run together
+                pairs = getaddresses([text])
+                text = "\n".join(f"{decode_header_value(n)} {a}".strip() for n, a in pairs) or text
+            self.out.add(f"{prefix}header:{name}", text, self.limits)
+
+    def walk(self, msg: Message, prefix: str, depth: int) -> None:
+        if depth > self.limits.max_mime_depth:
+            self.unscanned(prefix or "message", msg.get_content_type(),
+                           f"MIME nested deeper than {self.limits.max_mime_depth} levels")
+            return
+        ctype = msg.get_content_type()
+        name = self.filename(msg)
+        label = f"{prefix}attachment:{name}" if name else None
+        if name:
+            self.out.add(f"{prefix}filename", name, self.limits)
+        payload = msg.get_payload()
+        if ctype == "message/rfc822" or (msg.is_multipart() and isinstance(payload, list) and ctype.startswith("message/")):
+            self.inner_messages(msg, label or f"{prefix}message", depth)
+            return
+        if msg.is_multipart() and isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message):
+                    self.walk(sub, prefix, depth + 1)
+            return
+        if ctype.startswith("multipart/"):
+            self.broken_multipart(msg, prefix, depth)
+            return
+        data = self.payload_bytes(msg)
+        charset = msg.get_content_charset()
+        if ctype in ("text/plain", "text/html") and not (name and self.is_attachment(msg)):
+            self.bodies += 1
+            part = f"{prefix}body:{ctype}" if self.bodies == 1 or prefix else f"{prefix}body[{self.bodies}]:{ctype}"
+            text = decode_bytes(data, charset)
+            self.out.add(part, html_to_text(text) if ctype == "text/html" else text, self.limits)
+            return
+        attachments.extract(
+            Attachment(part=label or f"{prefix}attachment:({ctype})", name=name or "",
+                       content_type=ctype, data=data, charset=charset, depth=depth),
+            self.out, self.limits,
+        )
+
+    def inner_messages(self, msg: Message, label: str, depth: int) -> None:
+        payload = msg.get_payload()
+        inner = [m for m in payload if isinstance(m, Message)] if isinstance(payload, list) else []
+        if not inner:  # not parsed (e.g. encoded): decode and parse it ourselves
+            inner = [email.message_from_bytes(self.payload_bytes(msg), policy=email.policy.compat32)]
+        for i, sub in enumerate(inner, 1):
+            prefix = f"{label}/" if len(inner) == 1 else f"{label}[{i}]/"
+            self.headers(sub, prefix)
+            self.walk(sub, prefix, depth + 1)
+
+    def broken_multipart(self, msg: Message, prefix: str, depth: int) -> None:
+        """A multipart whose boundary is missing or wrong: scan it raw, and each part we can find."""
+        raw = self.payload_bytes(msg)
+        self.out.add(f"{prefix}body:raw", decode_bytes(raw), self.limits)
+        chunks = re.split(rb"(?m)^--[^\r\n]*\r?\n", raw)
+        for chunk in chunks[1:]:
+            if looks_like_mail(chunk.lstrip()) or chunk.lower().startswith(b"content-"):
+                self.walk(email.message_from_bytes(chunk, policy=email.policy.compat32), prefix, depth + 1)
+
+    @staticmethod
+    def payload_bytes(msg: Message) -> bytes:
+        try:
+            data = msg.get_payload(decode=True)
+        except Exception:
+            data = None
+        if isinstance(data, bytes):
+            return data
+        raw = msg.get_payload()
+        if isinstance(raw, str):
+            return raw.encode("utf-8", "surrogateescape")
+        return b""
+
+    @staticmethod
+    def filename(msg: Message) -> str | None:
+        try:
+            name = msg.get_filename() or msg.get_param("name")
+        except Exception:
+            name = None
+        if isinstance(name, tuple):  # RFC 2231 triple left undecoded
+            name = name[2]
+        return decode_header_value(str(name)) if name else None
+
+    @staticmethod
+    def is_attachment(msg: Message) -> bool:
+        return (msg.get("Content-Disposition") or "").strip().lower().startswith("attachment")
+
+    def unscanned(self, name: str, ctype: str, reason: str) -> None:
+        self.out.unscanned.append(Unscanned(name=name, content_type=ctype, reason=reason))
+
+
+def parse(data: bytes) -> Message:
+    return email.message_from_bytes(data, policy=email.policy.compat32)
+
+
+def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
+    """Every readable text of a message; what cannot be read is listed, never dropped."""
+    msg = parse(data)
+    walker = _Walker(limits)
+    try:
+        walker.headers(msg, prefix)
+        walker.walk(msg, prefix, 0)
+    except attachments.Unreadable as e:
+        walker.unscanned(prefix or "message", msg.get_content_type(), str(e))
+    except Exception as e:  # whatever a broken message does to the parser: held, not passed
+        walker.unscanned(prefix or "message", msg.get_content_type(),
+                         f"cannot be parsed ({type(e).__name__})")
+    return MailText(
+        segments=walker.out.segments,
+        unscanned=walker.out.unscanned,
+        subject=decode_header_value(str(msg.get("Subject", ""))),
+        from_address=_first_address(msg.get_all("From")),
+        recipients=tuple(a for _, a in getaddresses([str(v) for k in ("To", "Cc") for v in msg.get_all(k, [])]) if a),
+        message_id=str(msg.get("Message-ID", "")).strip() or None,
+    )
+
+
+def _first_address(values: list[str] | None) -> str | None:
+    if not values:
+        return None
+    pairs = getaddresses([str(v) for v in values])
+    return pairs[0][1] if pairs and pairs[0][1] else None

@@ -1,0 +1,1 @@
+"""Data shapes shared by rules and gateway: config, findings, verdicts, register and audit records."""

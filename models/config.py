@@ -1,0 +1,129 @@
+"""The configuration's shape, as read from config.yaml; unknown keys and bad values are refused."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Listen(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(10025, ge=0, le=65535)
+
+
+class TLS(Section):
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class Auth(Section):
+    users_file: Path | None = None
+    trusted_upstreams: tuple[str, ...] = ()
+    # A sender whose MAIL FROM is not the authenticated identity is refused unless this is true.
+    allow_sender_mismatch: bool = False
+
+
+class NextHop(Section):
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    tls: Literal["none", "starttls", "required"] = "none"
+    timeout_seconds: float = Field(60.0, gt=0)
+
+
+class Marker(Section):
+    subject_tag: str = "[sekretess]"
+
+
+class Secure(Section):
+    domains: tuple[str, ...] = ()
+    marker: Marker = Marker()
+    next_hop: NextHop | None = None
+
+    @field_validator("domains")
+    @classmethod
+    def _lower(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower().lstrip("@") for d in v)
+
+
+class StaffMember(Section):
+    address: str | None = None
+    name: str | None = None
+
+
+class Policy(Section):
+    managers: tuple[str, ...] = ()
+    staff: tuple[StaffMember | str, ...] = ()
+    on_block: Literal["reject", "quarantine"] = "reject"
+    on_unscannable: Literal["block", "warn"] = "block"
+    # Severity of a person name found by the NER model in a message with care context.
+    person_name: Literal["warn", "block", "off"] = "warn"
+    # Send the sender a note when a message passes with warnings.
+    notify_on_warn: bool = False
+
+    @field_validator("managers")
+    @classmethod
+    def _lower(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(a.strip().lower() for a in v)
+
+
+class Register(Section):
+    path: Path = Path("var/register.db")
+
+
+class Privacy(Section):
+    fingerprint_key_env: str = "BRUKARVAKT_FINGERPRINT_KEY"
+    fingerprint_key: SecretStr | None = None
+    # Created with a random key (mode 0600) on first use when no key is configured.
+    key_file: Path = Path("var/fingerprint.key")
+
+
+class Audit(Section):
+    path: Path = Path("var/audit.jsonl")
+
+
+class Quarantine(Section):
+    path: Path = Path("var/quarantine")
+    retention_days: int = Field(30, ge=1)
+
+
+class Limits(Section):
+    max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_recipients: int = Field(100, ge=1)
+    max_line_length: int = Field(10_000, ge=998)
+    max_headers: int = Field(1000, ge=10)
+    max_mime_depth: int = Field(10, ge=1)
+    scan_timeout_seconds: float = Field(30.0, gt=0)
+    session_timeout_seconds: float = Field(300.0, gt=0)
+    max_extracted_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_archive_members: int = Field(1000, ge=1)
+    max_compression_ratio: float = Field(100.0, gt=1)
+    max_pages: int = Field(200, ge=1)
+    ocr_timeout_seconds: float = Field(20.0, gt=0)
+
+
+# "register" is also the name of ABCMeta.register, a metaclass method that instances never see:
+# pydantic's warning about the shadowing does not apply, so it is silenced for this class only.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"')
+
+    class Config(Section):
+        listen: Listen = Listen()
+        tls: TLS = TLS()
+        auth: Auth = Auth()
+        next_hop: NextHop | None = None
+        outbox: Path = Path("var/outbox")
+        secure: Secure = Secure()
+        policy: Policy = Policy()
+        register: Register = Register()
+        privacy: Privacy = Privacy()
+        audit: Audit = Audit()
+        quarantine: Quarantine = Quarantine()
+        limits: Limits = Limits()
+        language: Literal["sv"] = "sv"

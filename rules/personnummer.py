@@ -1,0 +1,130 @@
+"""Personal identity numbers: personnummer, samordningsnummer and interim numbers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+IdKind = Literal["personnummer", "samordningsnummer", "interimsnummer"]
+
+# Every Unicode dash (category Pd), the minus sign and the plus signs used for 100+ years.
+DASHES = ("-\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a"
+          "\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212")
+PLUSES = "+\uff0b"
+INTERIM_LETTERS = "TRSUWXJKLMN"
+
+_HS = r"[^\S\r\n]{0,3}"  # horizontal white space of any kind, NBSP and Unicode spaces included
+_BREAK = r"(?:\r?\n(?:[ \t]{0,3}>){0,8}[ \t]{0,3})"  # plain-text wrapping, with quote prefixes
+_SEP = rf"{_HS}{_BREAK}?{_HS}(?:[{re.escape(DASHES + PLUSES)}]{_HS}{_BREAK}?{_HS})?"
+
+PATTERN = re.compile(
+    rf"""
+    (?<![^\W_])                                   # not inside a run of letters or digits
+    (?P<cc>1[89]|20)?(?P<yy>\d\d)(?P<mm>[01]\d)(?P<dd>[0-9]\d)
+    (?P<sep>{_SEP})
+    (?P<serial>(?:\d|(?P<letter>[{INTERIM_LETTERS}{INTERIM_LETTERS.lower()}]))\d\d)
+    (?P<check>\d)
+    (?![^\W_])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityNumber:
+    kind: IdKind
+    canonical: str  # YYYYMMDDNNNC, century resolved; an interim letter upper-case
+    start: int
+    end: int
+    separator: str
+
+    @property
+    def masked(self) -> str:
+        return f"{self.canonical[2:8]}-****"
+
+    @property
+    def canonical_form(self) -> bool:
+        """Written YYMMDD-NNNC or YYYYMMDD-NNNC: never cleared by context."""
+        return len(self.separator) == 1 and self.separator in DASHES + PLUSES
+
+
+def luhn_ok(ten: str) -> bool:
+    total = 0
+    for i, ch in enumerate(ten):
+        d = int(ch) if ch.isdigit() else 1  # an interim letter counts as 1
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _real_date(year: int, month: int, day: int) -> bool:
+    if not 1 <= month <= 12 or day < 1:
+        return False
+    return day <= (29 if month == 2 and _is_leap(year) else _MONTH_DAYS[month - 1])
+
+
+def _earliest(year: int, month: int, day: int) -> date:
+    """The earliest birth date a number can stand for: month 00 and day 60 mean unknown."""
+    return date(year, max(month, 1), max(min(day, 28), 1))
+
+
+def _resolve_year(yy: int, month: int, day: int, plus: bool, today: date) -> int:
+    year = today.year - ((today.year - yy) % 100)
+    if _earliest(year, month, day) > today:
+        year -= 100
+    return year - 100 if plus else year
+
+
+def identify(m: re.Match[str], today: date) -> IdentityNumber | None:
+    """Validate one candidate match: calendar, not in the future, serial, Luhn."""
+    yy, mm, dd = m["yy"], m["mm"], m["dd"]
+    serial, check = m["serial"], m["check"]
+    month, day = int(mm), int(dd)
+    if serial == "000" or not luhn_ok(yy + mm + dd + serial + check):
+        return None
+    coordination = day >= 60
+    if coordination:
+        day -= 60
+        if not (0 <= day <= 31 and 0 <= month <= 12):
+            return None
+    elif not 1 <= month <= 12:
+        return None
+    sep = m["sep"]
+    plus = any(p in sep for p in PLUSES)
+    if m["cc"]:
+        year = int(m["cc"] + yy)
+    else:
+        year = _resolve_year(int(yy), month, day, plus, today)
+    if not coordination and not _real_date(year, month, day):
+        return None
+    if _earliest(year, month, day) > today:
+        return None
+    kind: IdKind
+    if m["letter"]:
+        kind = "interimsnummer"
+        serial = serial.upper()
+    else:
+        kind = "samordningsnummer" if coordination else "personnummer"
+    return IdentityNumber(kind, f"{year:04d}{mm}{dd}{serial}{check}", m.start(), m.end(), sep)
+
+
+def find(text: str, today: date) -> list[IdentityNumber]:
+    """Every valid identity number in (normalised) text."""
+    found = []
+    for m in PATTERN.finditer(text):
+        number = identify(m, today)
+        if number is not None:
+            found.append(number)
+    return found

@@ -1,0 +1,64 @@
+"""Telling phone numbers and payment references apart from identity numbers."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import phonenumbers
+
+from rules.personnummer import IdentityNumber
+from rules.words import CONTEXT_WINDOW, NEGATIVE_CONTEXT_WORDS, PHONE_WORDS
+
+_RUN_CHARS = re.compile(r"[0-9 +\-()\u00a0]{0,8}")
+_RUN_CHARS_BEFORE = re.compile(r"[0-9 +\-()\u00a0]{0,8}$")
+
+
+def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
+_PHONE_WORDS = _words_pattern(PHONE_WORDS)
+_NEGATIVE_WORDS = _words_pattern(NEGATIVE_CONTEXT_WORDS)
+
+
+def _near(pattern: re.Pattern[str], text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - CONTEXT_WINDOW) : start].rsplit("\n", 1)[-1]
+    after = text[end : end + CONTEXT_WINDOW // 2].split("\n", 1)[0]
+    return pattern.search(before) is not None or pattern.search(after) is not None
+
+
+@lru_cache(maxsize=4096)
+def _valid_swedish_phone(written: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(written, "SE")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) == "SE"
+
+
+def is_phone(text: str, number: IdentityNumber) -> bool:
+    """A valid Swedish number written as a phone number, or next to a phone word."""
+    if number.canonical_form:
+        return False
+    before = _RUN_CHARS_BEFORE.search(text, 0, number.start)
+    after = _RUN_CHARS.match(text, number.end)
+    run_start = before.start() if before else number.start
+    run_end = after.end() if after else number.end
+    written = text[run_start:run_end].strip(" -()\u00a0")
+    # Swedish phone numbers are written with the trunk 0 or an international prefix; a bare
+    # run such as 9001079806 parses as "valid" only because phonenumbers adds the 0 itself.
+    if not written.startswith(("0", "+")) or not _valid_swedish_phone(written):
+        return False
+    extra_digits = sum(ch.isdigit() for ch in written) > sum(ch.isdigit() for ch in text[number.start : number.end])
+    if extra_digits or written.startswith("+"):
+        return True
+    return _near(_PHONE_WORDS, text, run_start, run_end)
+
+
+def is_payment_reference(text: str, number: IdentityNumber) -> bool:
+    """An unseparated 10-digit run next to OCR, faktura, bankgiro, ... is not a personnummer."""
+    if number.separator or number.end - number.start != 10:
+        return False
+    return _near(_NEGATIVE_WORDS, text, number.start, number.end)

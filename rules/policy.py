@@ -1,0 +1,61 @@
+"""The policy: findings and the sender's context in, a verdict out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from models.config import Policy, Secure
+from models.findings import Finding, SenderContext, Unscanned, Verdict
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].strip().strip(">").lower()
+
+
+def is_secure_route(sender: SenderContext, secure: Secure) -> bool:
+    """Every recipient reached over enforced TLS, or marked for the secrecy-protected service."""
+    if not sender.recipients:
+        return False
+    if secure.next_hop is not None and sender.marked_secure:
+        return True
+    return all(domain_of(r) in secure.domains for r in sender.recipients)
+
+
+def manager_may_send(sender: SenderContext, policy: Policy, secure: Secure) -> tuple[bool, str]:
+    """Whether the manager exception applies, and if not, the first condition that failed."""
+    identity = (sender.authenticated_as or "").lower()
+    if not identity:
+        return False, "avsändaren är inte inloggad"
+    if identity not in policy.managers:
+        return False, "avsändaren är inte chef"
+    if sender.envelope_sender.lower() != identity or (sender.from_header or "").lower() != identity:
+        return False, "avsändaradressen är inte den inloggade chefens"
+    if not sender.tls:
+        return False, "meddelandet kom inte över krypterad förbindelse"
+    if not is_secure_route(sender, secure):
+        return False, "mottagaren nås inte via sekretesskyddad e-post"
+    return True, "chef via sekretesskyddad e-post"
+
+
+def decide(
+    findings: Iterable[Finding],
+    unscanned: Iterable[Unscanned],
+    sender: SenderContext,
+    policy: Policy,
+    secure: Secure,
+) -> Verdict:
+    found = tuple(findings)
+    unread = tuple(unscanned)
+    secure_route = is_secure_route(sender, secure)
+    blocking = any(f.severity == "block" for f in found)
+    unscannable_blocks = bool(unread) and policy.on_unscannable == "block"
+    common = dict(findings=found, unscanned=unread, unscannable=bool(unread), secure_route=secure_route)
+    if blocking or unscannable_blocks:
+        allowed, why = manager_may_send(sender, policy, secure)
+        if allowed:
+            return Verdict(verdict="pass", reason="manager-exception", manager_exception=True, **common)
+        reason = "identifier" if blocking else "unscannable"
+        return Verdict(verdict="block", reason=f"{reason}: {why}", **common)
+    if found or unread:
+        return Verdict(verdict="warn", reason="warning" if found else "unscannable", **common)
+    return Verdict(verdict="pass", reason="clean", **common)

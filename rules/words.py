@@ -1,0 +1,26 @@
+"""Word lists the detectors read: data, kept in one place."""
+
+from __future__ import annotations
+
+# Next to a valid Swedish phone number, these make a digit run a phone number.
+PHONE_WORDS = ("tel", "telefon", "telefonnummer", "tfn", "mobil", "mobilnummer", "mob", "ring",
+               "sms", "fax", "växel", "vxl")
+# Before an unseparated 10-digit run, these say it is a payment or case reference.
+NEGATIVE_CONTEXT_WORDS = ("ocr", "faktura", "fakturanummer", "fakturanr", "order", "ordernummer",
+                          "ordernr", "bankgiro", "bg", "plusgiro", "pg", "konto", "kontonummer",
+                          "kontonr", "clearing", "clearingnummer", "orgnr", "org.nr",
+                          "organisationsnummer", "ärende", "ärendenummer", "ärendenr", "referens",
+                          "ref", "kundnr", "avtal", "avtalsnummer")
+# How far before (and after) a run a context word may stand, in characters.
+CONTEXT_WINDOW = 40
+
+# Words that make a message about care: person names found by NER matter only then.
+CARE_WORDS = ("brukare", "brukaren", "brukarens", "brukarna", "hemtjänst", "hemtjänsten",
+              "insats", "insatsen", "insatser", "omvårdnad", "omvårdnaden", "medicin", "mediciner",
+              "medicinen", "läkemedel", "läkemedlet", "diagnos", "diagnosen", "vårdtagare",
+              "vårdtagaren", "omsorgstagare", "omsorgstagaren", "genomförandeplan", "biståndsbeslut",
+              "dosett", "dosetten", "trygghetslarm", "hemsjukvård", "hemsjukvården", "demens",
+              "sjuksköterska", "avvikelse", "avvikelsen", "kund", "kunden", "vårdplan", "journal")
+# Words before a surname that make it about a person: "fru Berg", "brukaren Lind".
+TITLE_WORDS = ("fru", "herr", "hr", "fröken", "brukare", "brukaren", "kund", "kunden",
+               "vårdtagare", "vårdtagaren", "omsorgstagare", "omsorgstagaren", "änkan", "paret")
