@@ -1,82 +1,129 @@
-"""Attachment extraction: one extractor per format, chosen by type or file name."""
+"""Attachment extraction: the registry that picks one extractor per format, by type or file name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from gateway.text import decode_bytes, html_to_text
+from gateway.extractors import archives, images, messages, office, pdf, textual
+from gateway.extractors.base import Attachment, Extracted, Extractor, Recurse, Unreadable
 from models.config import Limits
-from models.findings import Segment, Unscanned
 
+__all__ = ["Attachment", "Extracted", "Extractor", "Recurse", "Unreadable", "extract", "extractor_for"]
 
-class Unreadable(Exception):
-    """The attachment cannot be read (encrypted, over a limit, broken); the reason is shown."""
-
-
-@dataclass
-class Extracted:
-    segments: list[Segment] = field(default_factory=list)
-    unscanned: list[Unscanned] = field(default_factory=list)
-    extracted_bytes: int = 0
-
-    def add(self, part: str, text: str, limits: Limits) -> None:
-        self.extracted_bytes += len(text)
-        if self.extracted_bytes > limits.max_extracted_bytes:
-            raise Unreadable(f"more than {limits.max_extracted_bytes} bytes of text extracted")
-        if text:
-            self.segments.append(Segment(part=part, text=text))
-
-
-@dataclass(frozen=True)
-class Attachment:
-    part: str  # location prefix, e.g. "attachment:lista.csv"
-    name: str
-    content_type: str
-    data: bytes
-    charset: str | None
-    depth: int
-
-
-# An extractor adds the attachment's text to `out` (or raises Unreadable); `recurse` lets
-# container formats hand their members back to the dispatcher.
-Extractor = Callable[[Attachment, Extracted, Limits, "Recurse"], None]
-Recurse = Callable[[Attachment, Extracted], None]
-
-
-def _text(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    out.add(att.part, decode_bytes(att.data, att.charset), limits)
-
-
-def _html(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    out.add(att.part, html_to_text(decode_bytes(att.data, att.charset)), limits)
-
-
-# Formats by MIME type and by file name ending; the first match wins, type before name.
+# Formats by MIME type and by file name ending; type before name, except for the vague types below.
 BY_TYPE: dict[str, Extractor] = {
-    "text/html": _html,
+    "text/html": textual.html,
+    "application/xhtml+xml": textual.html,
+    "text/xml": textual.xml,
+    "application/xml": textual.xml,
+    "image/svg+xml": textual.xml,
+    "text/csv": textual.csv,
+    "text/tab-separated-values": textual.csv,
+    "text/rtf": textual.rtf,
+    "application/rtf": textual.rtf,
+    "text/calendar": textual.calendar,
+    "text/vcard": textual.vcard,
+    "text/x-vcard": textual.vcard,
+    "text/directory": textual.vcard,
+    "application/pdf": pdf.pdf,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": office.docx,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template": office.docx,
+    "application/vnd.ms-word.document.macroenabled.12": office.docx,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": office.xlsx,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template": office.xlsx,
+    "application/vnd.ms-excel.sheet.macroenabled.12": office.xlsx,
+    "application/vnd.ms-excel": office.xls,
+    "application/vnd.oasis.opendocument.text": office.odt,
+    "application/vnd.oasis.opendocument.spreadsheet": office.ods,
+    "application/zip": archives.zip_archive,
+    "application/x-zip-compressed": archives.zip_archive,
+    "application/x-tar": archives.tar_archive,
+    "application/gzip": archives.compressed,
+    "application/x-gzip": archives.compressed,
+    "application/x-bzip2": archives.compressed,
+    "application/x-xz": archives.compressed,
+    "application/vnd.ms-outlook": messages.outlook_msg,
+    "image/png": images.image,
+    "image/jpeg": images.image,
+    "image/pjpeg": images.image,
+    "image/tiff": images.image,
+    "image/gif": images.image,
+    "image/bmp": images.image,
+    "image/webp": images.image,
 }
 BY_EXTENSION: dict[str, Extractor] = {
-    ".txt": _text,
-    ".csv": _text,
-    ".tsv": _text,
-    ".htm": _html,
-    ".html": _html,
+    ".txt": textual.plain,
+    ".text": textual.plain,
+    ".log": textual.plain,
+    ".md": textual.plain,
+    ".csv": textual.csv,
+    ".tsv": textual.csv,
+    ".htm": textual.html,
+    ".html": textual.html,
+    ".xhtml": textual.html,
+    ".xml": textual.xml,
+    ".svg": textual.xml,
+    ".rtf": textual.rtf,
+    ".ics": textual.calendar,
+    ".ical": textual.calendar,
+    ".vcs": textual.calendar,
+    ".vcf": textual.vcard,
+    ".vcard": textual.vcard,
+    ".pdf": pdf.pdf,
+    ".docx": office.docx,
+    ".docm": office.docx,
+    ".dotx": office.docx,
+    ".xlsx": office.xlsx,
+    ".xlsm": office.xlsx,
+    ".xltx": office.xlsx,
+    ".xls": office.xls,
+    ".odt": office.odt,
+    ".ott": office.odt,
+    ".ods": office.ods,
+    ".ots": office.ods,
+    ".zip": archives.zip_archive,
+    ".tar": archives.tar_archive,
+    ".tgz": archives.tar_archive,
+    ".gz": archives.compressed,
+    ".bz2": archives.compressed,
+    ".xz": archives.compressed,
+    ".eml": messages.eml,
+    ".msg": messages.outlook_msg,
+    ".png": images.image,
+    ".jpg": images.image,
+    ".jpeg": images.image,
+    ".jfif": images.image,
+    ".tif": images.image,
+    ".tiff": images.image,
+    ".gif": images.image,
+    ".bmp": images.image,
+    ".webp": images.image,
 }
+# Types that say little about the content: the file name decides when it names a format.
+VAGUE_TYPES = frozenset(("application/octet-stream", "application/x-download", "application/download",
+                         "application/force-download", "application/binary", "text/plain",
+                         "application/zip", "application/x-zip-compressed"))
 # Types whose generic fallback is plain text (any text/* not named above).
 TEXT_PREFIX = "text/"
+# Zip-based formats whose own type is often lost on the way (sent as application/zip).
+ZIP_BASED = frozenset((office.docx, office.xlsx, office.odt, office.ods))
 
 
 def extractor_for(name: str, content_type: str) -> Extractor | None:
+    lower = name.lower()
+    by_name = BY_EXTENSION.get(".tar" if lower.endswith((".tar.gz", ".tar.bz2", ".tar.xz"))
+                               else PurePosixPath(lower).suffix)
+    if content_type in VAGUE_TYPES and by_name is not None:
+        return by_name
     found = BY_TYPE.get(content_type)
     if found is not None:
         return found
-    found = BY_EXTENSION.get(PurePosixPath(name.lower()).suffix)
-    if found is not None:
-        return found
+    if by_name is not None:
+        return by_name
     if content_type.startswith(TEXT_PREFIX):
-        return _text
+        return textual.plain
+    if content_type.startswith("message/"):
+        return messages.eml
     return None
 
 
@@ -90,14 +137,15 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
 
     extractor = extractor_for(att.name, att.content_type)
     if extractor is None:
-        out.unscanned.append(Unscanned(name=att.part, content_type=att.content_type,
-                                       reason="format not supported"))
+        out.unreadable(att.part, att.content_type, "format not supported")
         return
     try:
+        out.check_time(limits)
         extractor(att, out, limits, recurse)
     except Unreadable as e:
-        out.unscanned.append(Unscanned(name=att.part, content_type=att.content_type, reason=str(e)))
+        out.unreadable(att.part, att.content_type, str(e))
+    except MemoryError:
+        out.unreadable(att.part, att.content_type, "too large to read")
     except Exception as e:  # a parser library's own failure on a broken file
         # Only the exception's type: its message may quote the file's content.
-        reason = f"cannot be read ({type(e).__name__})"
-        out.unscanned.append(Unscanned(name=att.part, content_type=att.content_type, reason=reason))
+        out.unreadable(att.part, att.content_type, f"cannot be read ({type(e).__name__})")

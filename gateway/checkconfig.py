@@ -16,7 +16,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{source}: ok")
     print(f"  listens on {config.listen.host}:{config.listen.port}, {tls}")
     print(f"  clean mail goes to {where}")
-    print(f"  managers: {len(config.policy.managers)}, staff: {len(config.policy.staff)}, "
-          f"secure domains: {len(config.secure.domains)}")
+    print(
+        f"  managers: {len(config.policy.managers)}, staff: {len(config.policy.staff)}, "
+        f"secure domains: {len(config.secure.domains)}"
+    )
     print(f"  blocked mail: {config.policy.on_block}; unscannable mail: {config.policy.on_unscannable}")
     return 0

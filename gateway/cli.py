@@ -37,12 +37,20 @@ def _usage_exit(message: str) -> None:
 
 
 def _config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, metavar="FILE",
-                   help="configuration file (default: the embedded defaults)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="configuration file (default: the embedded defaults)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="brukarvakt", description="Vaktar att personuppgifter om brukare inte lämnar organisationen med e-post.")
+    parser = _Parser(
+        prog="brukarvakt",
+        description="Vaktar att personuppgifter om brukare inte lämnar organisationen med e-post.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     lint = sub.add_parser("lint", help="scan files or mail messages for identifiers")
@@ -68,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="the gateway's own SMTP AUTH users")
     _config_option(user)
     user_sub = user.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    add = user_sub.add_parser("add", help="add a user or change a password (read from stdin when not a terminal)")
+    add = user_sub.add_parser(
+        "add", help="add a user or change a password (read from stdin when not a terminal)"
+    )
     add.add_argument("address")
     remove = user_sub.add_parser("remove", help="remove a user")
     remove.add_argument("address")
@@ -86,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(quarantine)
     q_sub = quarantine.add_subparsers(dest="action", required=True, parser_class=_Parser)
     q_sub.add_parser("list", help="list held messages")
-    for action, text in (("show", "show a held message's verdict"), ("release", "send a held message on"),
-                         ("delete", "delete a held message")):
+    for action, text in (
+        ("show", "show a held message's verdict"),
+        ("release", "send a held message on"),
+        ("delete", "delete a held message"),
+    ):
         q = q_sub.add_parser(action, help=text)
         q.add_argument("id")
     q_sub.add_parser("purge", help="delete held messages older than quarantine.retention_days")

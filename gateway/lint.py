@@ -9,7 +9,6 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gateway import mail
 from gateway.config import load
@@ -67,7 +66,9 @@ class Linter:
         self.scanner = scanner
         self.sender = sender.strip().lower() if sender else None
 
-    def sender_context(self, from_address: str | None, recipients: tuple[str, ...], subject: str) -> SenderContext:
+    def sender_context(
+        self, from_address: str | None, recipients: tuple[str, ...], subject: str
+    ) -> SenderContext:
         # With --sender the question is "may this person send it, done right": authenticated,
         # over TLS, from their own address. Without it, nobody is vouched for.
         return SenderContext(
@@ -98,8 +99,11 @@ class Linter:
             sender = self.sender_context(scan.mail.from_address, scan.mail.recipients, scan.mail.subject)
             verdicts.append(self.scanner.decide(scan, sender))
         order = {"pass": 0, "warn": 1, "block": 2}
-        worst = max(verdicts, key=lambda v: order[v.verdict]) if verdicts else self.scanner.decide(
-            MailScan(mail.MailText(), ()), self.sender_context(None, (), ""))
+        worst = (
+            max(verdicts, key=lambda v: order[v.verdict])
+            if verdicts
+            else self.scanner.decide(MailScan(mail.MailText(), ()), self.sender_context(None, (), ""))
+        )
         return FileResult(path, worst, tuple(findings), tuple(unscanned))
 
     def lint(self, path: str, data: bytes) -> FileResult:
@@ -110,8 +114,10 @@ class Linter:
 
 def _text_line(path: str, f: Finding) -> str:
     customer = f" kundnummer {f.customer_number}" if f.customer_number else ""
-    return (f"{path}:{f.location.line}:{f.location.column}: {f.rule} {f.severity} {f.kind} {f.masked}"
-            f" i {f.location.part} [{f.fingerprint[:12]}]{customer}: {f.suggestion}")
+    return (
+        f"{path}:{f.location.line}:{f.location.column}: {f.rule} {f.severity} {f.kind} {f.masked}"
+        f" i {f.location.part} [{f.fingerprint[:12]}]{customer}: {f.suggestion}"
+    )
 
 
 def _unscanned_line(path: str, u: Unscanned) -> str:
@@ -161,15 +167,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"brukarvakt: error: {e}", file=sys.stderr)
             errors += 1
             continue
-        result = linter.lint(path, data)
+        # A file named after the person it is about would leak through the output: mask it.
+        result = linter.lint(linter.scanner.redact(path), data)
         blocked += result.verdict.verdict == "block"
         if args.format == "json":
             results.append(result)
             continue
         for f in result.findings:
-            out.write(_text_line(path, f) + "\n")
+            out.write(_text_line(result.path, f) + "\n")
         for u in result.unscanned:
-            out.write(_unscanned_line(path, u) + "\n")
+            out.write(_unscanned_line(result.path, u) + "\n")
     if args.format == "json":
         json.dump({"files": [_json_file(r) for r in results]}, out, ensure_ascii=False)
         out.write("\n")

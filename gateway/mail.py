@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
@@ -18,15 +19,56 @@ from models.findings import Segment, Unscanned
 
 # Headers a person writes or sees. Machine headers (Received, Message-ID, DKIM-Signature,
 # ARC-*, X-*) are never scanned: their digit runs are timestamps and queue ids.
-PERSON_HEADERS = ("subject", "from", "to", "cc", "bcc", "reply-to", "sender", "comments",
-                  "keywords", "thread-topic", "resent-from", "resent-to", "resent-cc",
-                  "disposition-notification-to", "organization")
-ADDRESS_HEADERS = frozenset(("from", "to", "cc", "bcc", "reply-to", "sender", "resent-from",
-                             "resent-to", "resent-cc", "disposition-notification-to"))
-MACHINE_HEADER_PREFIXES = ("x-", "arc-", "dkim-", "received", "message-id", "references",
-                           "in-reply-to", "return-path", "authentication-results", "content-",
-                           "mime-version", "date", "delivered-to", "list-", "thread-index")
+PERSON_HEADERS = (
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "sender",
+    "comments",
+    "keywords",
+    "thread-topic",
+    "resent-from",
+    "resent-to",
+    "resent-cc",
+    "disposition-notification-to",
+    "organization",
+)
+ADDRESS_HEADERS = frozenset(
+    (
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "sender",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "disposition-notification-to",
+    )
+)
+MACHINE_HEADER_PREFIXES = (
+    "x-",
+    "arc-",
+    "dkim-",
+    "received",
+    "message-id",
+    "references",
+    "in-reply-to",
+    "return-path",
+    "authentication-results",
+    "content-",
+    "mime-version",
+    "date",
+    "delivered-to",
+    "list-",
+    "thread-index",
+)
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 _KNOWN_FIRST_HEADERS = re.compile(
     rb"^(from|to|cc|subject|date|received|return-path|message-id|mime-version|delivered-to|"
@@ -51,9 +93,9 @@ def looks_like_mail(head: bytes) -> bool:
 
 def decode_header_value(raw: str) -> str:
     """RFC 2047 encoded words and raw 8-bit bytes to text, whatever charset they claim."""
-    if any(ord(ch) > 127 for ch in raw):
+    if _SURROGATE.search(raw):
         # compat32 keeps undeclared 8-bit header bytes as surrogate escapes
-        raw = decode_bytes(raw.encode("ascii", "surrogateescape"))
+        raw = decode_bytes(raw.encode("utf-8", "surrogateescape"))
     if "=?" not in raw:
         return raw
     try:
@@ -85,7 +127,7 @@ class _Walker:
         self.bodies = 0
 
     def headers(self, msg: Message, prefix: str) -> None:
-        for name, value in msg.items():
+        for name, value in msg.raw_items():  # raw: compat32 would replace undeclared 8-bit
             lname = name.lower()
             if lname not in PERSON_HEADERS and (
                 "=?" not in str(value) or lname.startswith(MACHINE_HEADER_PREFIXES)
@@ -100,8 +142,11 @@ class _Walker:
 
     def walk(self, msg: Message, prefix: str, depth: int) -> None:
         if depth > self.limits.max_mime_depth:
-            self.unscanned(prefix or "message", msg.get_content_type(),
-                           f"MIME nested deeper than {self.limits.max_mime_depth} levels")
+            self.unscanned(
+                prefix or "message",
+                msg.get_content_type(),
+                f"MIME nested deeper than {self.limits.max_mime_depth} levels",
+            )
             return
         ctype = msg.get_content_type()
         name = self.filename(msg)
@@ -109,7 +154,9 @@ class _Walker:
         if name:
             self.out.add(f"{prefix}filename", name, self.limits)
         payload = msg.get_payload()
-        if ctype == "message/rfc822" or (msg.is_multipart() and isinstance(payload, list) and ctype.startswith("message/")):
+        if ctype == "message/rfc822" or (
+            msg.is_multipart() and isinstance(payload, list) and ctype.startswith("message/")
+        ):
             self.inner_messages(msg, label or f"{prefix}message", depth)
             return
         if msg.is_multipart() and isinstance(payload, list):
@@ -124,14 +171,25 @@ class _Walker:
         charset = msg.get_content_charset()
         if ctype in ("text/plain", "text/html") and not (name and self.is_attachment(msg)):
             self.bodies += 1
-            part = f"{prefix}body:{ctype}" if self.bodies == 1 or prefix else f"{prefix}body[{self.bodies}]:{ctype}"
+            part = (
+                f"{prefix}body:{ctype}"
+                if self.bodies == 1 or prefix
+                else f"{prefix}body[{self.bodies}]:{ctype}"
+            )
             text = decode_bytes(data, charset)
             self.out.add(part, html_to_text(text) if ctype == "text/html" else text, self.limits)
             return
         attachments.extract(
-            Attachment(part=label or f"{prefix}attachment:({ctype})", name=name or "",
-                       content_type=ctype, data=data, charset=charset, depth=depth),
-            self.out, self.limits,
+            Attachment(
+                part=label or f"{prefix}attachment:({ctype})",
+                name=name or "",
+                content_type=ctype,
+                data=data,
+                charset=charset,
+                depth=depth,
+            ),
+            self.out,
+            self.limits,
         )
 
     def inner_messages(self, msg: Message, label: str, depth: int) -> None:
@@ -155,6 +213,9 @@ class _Walker:
 
     @staticmethod
     def payload_bytes(msg: Message) -> bytes:
+        raw = msg.get_payload()
+        if isinstance(raw, str) and msg.get("Content-Transfer-Encoding", "").strip().lower() == "base64":
+            return _lenient_base64(raw)
         try:
             data = msg.get_payload(decode=True)
         except Exception:
@@ -184,6 +245,24 @@ class _Walker:
         self.out.unscanned.append(Unscanned(name=name, content_type=ctype, reason=reason))
 
 
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
+def _lenient_base64(text: str) -> bytes:
+    """Decode what can be decoded: stray characters dropped, a broken tail padded or cut off."""
+    try:
+        return base64.b64decode(text)
+    except ValueError:
+        pass
+    clean = _NOT_BASE64.sub("", text)
+    rest = len(clean) % 4
+    clean = clean[:-1] if rest == 1 else clean + "=" * ((4 - rest) % 4)
+    try:
+        return base64.b64decode(clean)
+    except ValueError:
+        return b""
+
+
 def parse(data: bytes) -> Message:
     return email.message_from_bytes(data, policy=email.policy.compat32)
 
@@ -198,16 +277,27 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
     except attachments.Unreadable as e:
         walker.unscanned(prefix or "message", msg.get_content_type(), str(e))
     except Exception as e:  # whatever a broken message does to the parser: held, not passed
-        walker.unscanned(prefix or "message", msg.get_content_type(),
-                         f"cannot be parsed ({type(e).__name__})")
+        walker.unscanned(
+            prefix or "message", msg.get_content_type(), f"cannot be parsed ({type(e).__name__})"
+        )
     return MailText(
         segments=walker.out.segments,
         unscanned=walker.out.unscanned,
-        subject=decode_header_value(str(msg.get("Subject", ""))),
-        from_address=_first_address(msg.get_all("From")),
-        recipients=tuple(a for _, a in getaddresses([str(v) for k in ("To", "Cc") for v in msg.get_all(k, [])]) if a),
-        message_id=str(msg.get("Message-ID", "")).strip() or None,
+        subject=_header(msg, "Subject"),
+        from_address=_first_address(_headers(msg, "From")),
+        recipients=tuple(a for _, a in getaddresses(_headers(msg, "To") + _headers(msg, "Cc")) if a),
+        message_id=_header(msg, "Message-ID").strip() or None,
     )
+
+
+def _headers(msg: Message, name: str) -> list[str]:
+    wanted = name.lower()
+    return [decode_header_value(str(v)) for k, v in msg.raw_items() if k.lower() == wanted]
+
+
+def _header(msg: Message, name: str) -> str:
+    values = _headers(msg, name)
+    return values[0] if values else ""
 
 
 def _first_address(values: list[str] | None) -> str | None:

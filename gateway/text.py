@@ -34,9 +34,47 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 
 # Elements that end a line when rendered: a number split across them is two numbers.
 BLOCK_ELEMENTS = frozenset(
-    "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 "
-    "h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody td tfoot th thead tr ul "
-    "option caption".split()
+    (
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "option",
+        "caption",
+    )
 )
 HIDDEN_ELEMENTS = frozenset(("script", "style", "head", "title", "template"))
 # Attribute values a reader can see (tool tips, image texts, link texts of forms).

@@ -10,8 +10,10 @@ from typing import Literal
 IdKind = Literal["personnummer", "samordningsnummer", "interimsnummer"]
 
 # Every Unicode dash (category Pd), the minus sign and the plus signs used for 100+ years.
-DASHES = ("-\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a"
-          "\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212")
+DASHES = (
+    "-\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a"
+    "\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212"
+)
 PLUSES = "+\uff0b"
 INTERIM_LETTERS = "TRSUWXJKLMN"
 
@@ -81,10 +83,16 @@ def _earliest(year: int, month: int, day: int) -> date:
 
 
 def _resolve_year(yy: int, month: int, day: int, plus: bool, today: date) -> int:
+    """The latest year ending in YY that is not in the future; `+` means 100 years earlier.
+
+    `+` is written from the year a person turns 100, so it counts from the year alone. Without
+    it, a date later this year cannot be a birth date yet: that is someone a century older who
+    wrote `-` (a common slip), not a number to let through.
+    """
     year = today.year - ((today.year - yy) % 100)
-    if _earliest(year, month, day) > today:
-        year -= 100
-    return year - 100 if plus else year
+    if plus:
+        return year - 100
+    return year - 100 if _earliest(year, month, day) > today else year
 
 
 def identify(m: re.Match[str], today: date) -> IdentityNumber | None:
@@ -103,10 +111,7 @@ def identify(m: re.Match[str], today: date) -> IdentityNumber | None:
         return None
     sep = m["sep"]
     plus = any(p in sep for p in PLUSES)
-    if m["cc"]:
-        year = int(m["cc"] + yy)
-    else:
-        year = _resolve_year(int(yy), month, day, plus, today)
+    year = int(m["cc"] + yy) if m["cc"] else _resolve_year(int(yy), month, day, plus, today)
     if not coordination and not _real_date(year, month, day):
         return None
     if _earliest(year, month, day) > today:

@@ -51,7 +51,9 @@ def is_phone(text: str, number: IdentityNumber) -> bool:
     # run such as 9001079806 parses as "valid" only because phonenumbers adds the 0 itself.
     if not written.startswith(("0", "+")) or not _valid_swedish_phone(written):
         return False
-    extra_digits = sum(ch.isdigit() for ch in written) > sum(ch.isdigit() for ch in text[number.start : number.end])
+    extra_digits = sum(ch.isdigit() for ch in written) > sum(
+        ch.isdigit() for ch in text[number.start : number.end]
+    )
     if extra_digits or written.startswith("+"):
         return True
     return _near(_PHONE_WORDS, text, run_start, run_end)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from models.config import Policy, Secure
-from models.findings import Finding, SenderContext, Unscanned, Verdict
+from models.findings import Finding, SenderContext, Unscanned, Verdict, VerdictName
 
 
 def domain_of(address: str) -> str:
@@ -46,16 +46,24 @@ def decide(
 ) -> Verdict:
     found = tuple(findings)
     unread = tuple(unscanned)
-    secure_route = is_secure_route(sender, secure)
+
+    def verdict(name: VerdictName, reason: str, manager_exception: bool = False) -> Verdict:
+        return Verdict(
+            verdict=name,
+            reason=reason,
+            manager_exception=manager_exception,
+            unscannable=bool(unread),
+            findings=found,
+            unscanned=unread,
+            secure_route=is_secure_route(sender, secure),
+        )
+
     blocking = any(f.severity == "block" for f in found)
-    unscannable_blocks = bool(unread) and policy.on_unscannable == "block"
-    common = dict(findings=found, unscanned=unread, unscannable=bool(unread), secure_route=secure_route)
-    if blocking or unscannable_blocks:
+    if blocking or (unread and policy.on_unscannable == "block"):
         allowed, why = manager_may_send(sender, policy, secure)
         if allowed:
-            return Verdict(verdict="pass", reason="manager-exception", manager_exception=True, **common)
-        reason = "identifier" if blocking else "unscannable"
-        return Verdict(verdict="block", reason=f"{reason}: {why}", **common)
+            return verdict("pass", "manager-exception", manager_exception=True)
+        return verdict("block", f"{'identifier' if blocking else 'unscannable'}: {why}")
     if found or unread:
-        return Verdict(verdict="warn", reason="warning" if found else "unscannable", **common)
-    return Verdict(verdict="pass", reason="clean", **common)
+        return verdict("warn", "warning" if found else "unscannable")
+    return verdict("pass", "clean")

@@ -1,0 +1,233 @@
+"""A number hidden in any MIME corner is found; machine headers are not read; nothing is dropped."""
+
+from __future__ import annotations
+
+import base64
+from email.message import EmailMessage
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+
+import pytest
+
+from gateway import mail
+from models.config import Limits
+from rules.engine import ScanContext, scan
+from tests.conftest import TEST_KEY, TODAY
+
+PNR = "199001079806"  # Skatteverket test number
+SHORT = "900107-9806"
+CTX = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
+LIMITS = Limits()
+
+HEAD = "From: Anna Ek <anna@kommun.se>\r\nTo: Bo <bo@extern.se>\r\nSubject: Veckoplanering\r\n"
+
+
+def found_in(raw: bytes) -> list[tuple[str, str]]:
+    text = mail.extract(raw, LIMITS)
+    return [(f.location.part, f.kind) for f in scan(text.segments, CTX)]
+
+
+def raw_message(headers: str, body: str) -> bytes:
+    return (HEAD + headers + "\r\n" + body).encode("latin-1")
+
+
+def test_quoted_printable_soft_break_inside_the_number() -> None:
+    raw = raw_message(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+        "Hej, brukaren har pnr 900107-98=\r\n06 och beh=C3=B6ver hj=C3=A4lp.\r\n",
+    )
+    assert found_in(raw) == [("body:text/plain", "personnummer")]
+
+
+def test_html_split_across_tags_and_written_as_character_references() -> None:
+    html = "<p>Brukaren: 9001<b>07</b>&#45;98<span style='x'>&#48;6</span></p><style>.yiv8226486287{}</style>"
+    msg = MIMEText(html, "html", "utf-8")
+    msg["Subject"] = "Plan"
+    assert found_in(msg.as_bytes()) == [("body:text/html", "personnummer")]
+
+
+def test_html_table_cells_are_not_run_together() -> None:
+    html = "<table><tr><td>1990</td><td>0107</td><td>9806</td></tr></table>"
+    assert found_in(MIMEText(html, "html", "utf-8").as_bytes()) == []
+
+
+def test_rfc2047_encoded_subject() -> None:
+    encoded = base64.b64encode(f"Angående {SHORT}".encode()).decode()
+    raw = (f"From: a@kommun.se\r\nTo: b@extern.se\r\nSubject: =?utf-8?b?{encoded}?=\r\n\r\nHej\r\n").encode()
+    assert found_in(raw) == [("header:Subject", "personnummer")]
+
+
+def test_display_name_in_from_and_cc() -> None:
+    raw = (
+        f'From: "Brukare {SHORT}" <anna@kommun.se>\r\nTo: b@extern.se\r\n'
+        f"Cc: =?iso-8859-1?q?Anh=F6rig_{PNR}?= <c@extern.se>\r\nSubject: Hej\r\n\r\nHej\r\n"
+    ).encode()
+    assert sorted(found_in(raw)) == [("header:Cc", "personnummer"), ("header:From", "personnummer")]
+
+
+def test_machine_headers_are_never_read() -> None:
+    raw = (
+        f"Received: from x by y id {PNR}; Thu, 26 Nov 2026 10:00:00 +0100\r\n"
+        f"Message-ID: <{PNR}@mail.kommun.se>\r\nX-Queue-Id: {SHORT}\r\n"
+        f"DKIM-Signature: v=1; b={PNR}\r\nARC-Seal: i=1; b={PNR}\r\n"
+        "From: a@kommun.se\r\nTo: b@extern.se\r\nSubject: Hej\r\n\r\nInget här.\r\n"
+    ).encode()
+    assert found_in(raw) == []
+
+
+def test_forwarded_message_inside_a_message() -> None:
+    inner = EmailMessage()
+    inner["From"] = "c@kommun.se"
+    inner["Subject"] = "Original"
+    inner.set_content(f"Brukarens nummer: {SHORT}")
+    outer = EmailMessage()
+    outer["From"] = "a@kommun.se"
+    outer["Subject"] = "Fwd: Original"
+    outer.set_content("Se nedan.")
+    outer.add_attachment(inner)
+    assert found_in(outer.as_bytes()) == [("message/body:text/plain", "personnummer")]
+
+
+def test_doubly_forwarded_message() -> None:
+    inner = EmailMessage()
+    inner["Subject"] = f"Om {SHORT}"
+    inner.set_content("hej")
+    middle = EmailMessage()
+    middle["Subject"] = "Fwd"
+    middle.set_content("se bifogat")
+    middle.add_attachment(inner)
+    outer = EmailMessage()
+    outer["Subject"] = "Fwd: Fwd"
+    outer.set_content("se bifogat")
+    outer.add_attachment(middle)
+    assert found_in(outer.as_bytes()) == [("message/message/header:Subject", "personnummer")]
+
+
+def test_attachment_file_name_even_rfc2231_encoded() -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "Lista"
+    msg.set_content("Bifogar listan.")
+    msg.add_attachment(b"inget", maintype="text", subtype="plain", filename=f"brukare_{PNR}_åtgärd.txt")
+    parts = found_in(msg.as_bytes())
+    assert ("filename", "personnummer") in parts
+
+
+def test_csv_attachment_in_cp1252() -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "Lista"
+    msg.set_content("Bifogar listan.")
+    csv = f"namn;pnr;insats\r\nÅsa Öberg;{SHORT};städ\r\n".encode("cp1252")
+    msg.add_attachment(csv, maintype="text", subtype="csv", filename="lista.csv")
+    assert found_in(msg.as_bytes()) == [("attachment:lista.csv", "personnummer")]
+
+
+def test_octet_stream_with_a_txt_name_is_read_as_text() -> None:
+    msg = MIMEMultipart()
+    msg.attach(MIMEText("Hej", "plain", "utf-8"))
+    part = MIMEApplication(f"pnr {SHORT}".encode(), "octet-stream")
+    part.add_header("Content-Disposition", "attachment", filename="anteckning.txt")
+    msg.attach(part)
+    assert found_in(msg.as_bytes()) == [("attachment:anteckning.txt", "personnummer")]
+
+
+@pytest.mark.parametrize(
+    ("declared", "encoding"),
+    [
+        ("windows-1252", "cp1252"),
+        ("iso-8859-1", "latin-1"),
+        ("utf-8", "cp1252"),
+        ("x-unknown-charset", "cp1252"),
+        (None, "latin-1"),
+    ],
+)
+def test_bodies_in_any_charset_even_a_wrong_or_missing_one(declared: str | None, encoding: str) -> None:
+    ctype = f"text/plain; charset={declared}" if declared else "text/plain"
+    body = f"Hälsningar från hemtjänsten: brukaren {SHORT} är åter hemma.\r\n"
+    raw = (HEAD + f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode() + body.encode(
+        encoding
+    )
+    assert found_in(raw) == [("body:text/plain", "personnummer")]
+
+
+def test_fullwidth_digits_and_zero_width_characters_in_the_body() -> None:
+    body = "Brukaren １９９００１０７\u200b-9806 och 9001\u200c07\u00ad-9806"
+    msg = MIMEText(body, "plain", "utf-8")
+    assert found_in(msg.as_bytes()) == [("body:text/plain", "personnummer")] * 2
+
+
+def test_missing_boundary_is_still_read() -> None:
+    b64 = base64.b64encode(f"Brukare {SHORT}".encode()).decode()
+    raw = raw_message(
+        'Content-Type: multipart/mixed; boundary="abc"\r\n',
+        "--wrong\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{b64}\r\n--wrong--\r\n",
+    )
+    assert ("body:text/plain", "personnummer") in found_in(raw)
+
+
+def test_bad_base64_is_decoded_as_far_as_it_goes() -> None:
+    b64 = base64.b64encode(f"Brukare {SHORT} behöver hjälp".encode()).decode()
+    raw = raw_message(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n",
+        b64[:-3] + "!!*\r\n",
+    )
+    assert found_in(raw) == [("body:text/plain", "personnummer")]
+
+
+def test_undeclared_eight_bit_in_headers_and_body() -> None:
+    raw = (f"From: Åsa <a@kommun.se>\r\nSubject: Ärende {SHORT}\r\n\r\nBrukaren {PNR} mår bra.\r\n").encode(
+        "cp1252"
+    )
+    assert sorted(found_in(raw)) == [("body:text/plain", "personnummer"), ("header:Subject", "personnummer")]
+
+
+def test_unsupported_attachment_is_listed_never_skipped() -> None:
+    msg = EmailMessage()
+    msg.set_content("Se bilaga.")
+    msg.add_attachment(b"\x00\x01binary", maintype="application", subtype="x-unknown", filename="data.bin")
+    text = mail.extract(msg.as_bytes(), LIMITS)
+    assert [(u.name, u.content_type) for u in text.unscanned] == [
+        ("attachment:data.bin", "application/x-unknown")
+    ]
+
+
+def test_too_deep_nesting_is_unscanned_not_ignored() -> None:
+    msg = MIMEText("innerst", "plain", "utf-8")
+    for _ in range(5):
+        outer = MIMEMultipart()
+        outer.attach(msg)
+        msg = outer
+    text = mail.extract(msg.as_bytes(), Limits(max_mime_depth=3))
+    assert text.unscanned and "nested" in text.unscanned[0].reason
+
+
+def test_clean_message_with_customer_numbers_phones_and_dates_has_no_finding() -> None:
+    body = (
+        "Hej!\r\nKund 10234 och kund 20511 behöver nya insatser från 2026-12-01.\r\n"
+        "Ring mig på 070-174 06 05 eller 08-465 004 10. Mötet 2026-11-30 kl 14:30.\r\n"
+        "Faktura 4711, OCR 9001079806, bankgiro 5050-1055. Org.nr 556036-0793.\r\n"
+    )
+    assert found_in(MIMEText(body, "plain", "utf-8").as_bytes()) == []
+
+
+def test_addresses_for_the_policy() -> None:
+    raw = b"From: Anna <ANNA@kommun.se>\r\nTo: a@x.se, B <b@y.se>\r\nCc: c@z.se\r\nSubject: Hej\r\n\r\nx"
+    text = mail.extract(raw, LIMITS)
+    assert text.from_address == "ANNA@kommun.se"
+    assert text.recipients == ("a@x.se", "b@y.se", "c@z.se")
+
+
+@pytest.mark.parametrize(
+    ("head", "is_mail"),
+    [
+        (b"From: a@b.se\nSubject: x\n\nbody", True),
+        (b"Received: from x\n\tby y\nFrom: a@b.se\n\nbody", True),
+        (b"From sender@x Thu Nov 26 10:00:00 2026\nFrom: a@b.se\n\nbody", True),
+        (b"Hej: det h\xc3\xa4r \xc3\xa4r en anteckning\n", False),
+        (b"Brukaren 900107-9806\n", False),
+        (b"Subject: only a subject line\nand then prose\n", False),
+    ],
+)
+def test_what_counts_as_a_mail_message(head: bytes, is_mail: bool) -> None:
+    assert mail.looks_like_mail(head) is is_mail
