@@ -39,7 +39,7 @@ def _key_file(path: Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written whole under a temporary name, then linked into place: a second process
         # starting at the same moment sees either no key or the complete one.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(key + "\n")
