@@ -17,6 +17,8 @@ _PATH_KEYS = (
     ("tls", "key"),
     ("auth", "users_file"),
     ("outbox",),
+    ("next_hop", "ca_file"),
+    ("secure", "next_hop", "ca_file"),
     ("register", "path"),
     ("privacy", "key_file"),
     ("audit", "path"),
@@ -49,6 +51,8 @@ def parse(raw: Any, source: str = "config") -> Config:
 
 def _resolve(config: Config, base: Path) -> Config:
     def resolved(section: Any, keys: tuple[str, ...]) -> Any:
+        if section is None:  # an optional section left out (next_hop: null)
+            return section
         name = keys[0]
         if len(keys) == 1:
             value = getattr(section, name)

@@ -33,8 +33,11 @@ class Auth(Section):
 class NextHop(Section):
     host: str
     port: int = Field(25, ge=1, le=65535)
+    # none: plain; starttls: STARTTLS when offered, certificate not checked (opportunistic);
+    # required: STARTTLS with a verified certificate (system CAs, or ca_file), else 451.
     tls: Literal["none", "starttls", "required"] = "none"
     timeout_seconds: float = Field(60.0, gt=0)
+    ca_file: Path | None = None
 
 
 class Marker(Section):
@@ -106,6 +109,13 @@ class Limits(Section):
     max_compression_ratio: float = Field(100.0, gt=1)
     max_pages: int = Field(200, ge=1)
     ocr_timeout_seconds: float = Field(20.0, gt=0)
+    # Text recognition time for all images of one message together (each image: ocr_timeout_seconds;
+    # the whole scan: scan_timeout_seconds).
+    ocr_budget_seconds: float = Field(25.0, gt=0)
+    # An image larger than this (width x height) is not decoded: a decompression bomb or a poster.
+    max_image_pixels: int = Field(40_000_000, ge=10_000)
+    # Bytes unpacked from archives and compressed documents of one message, all members together.
+    max_unpacked_bytes: int = Field(200 * 1024 * 1024, ge=1024)
 
 
 # "register" is also the name of ABCMeta.register, a metaclass method that instances never see:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
-from models.findings import Finding, Location, Segment
-from rules import identity_numbers
+from models.findings import Finding, Location, Segment, Severity
+from rules import identity_numbers, person_names
 from rules.fingerprint import fingerprint
 from rules.guidance import suggestion
 from rules.hits import Hit
@@ -23,6 +24,13 @@ class ScanContext:
     customer_numbers: frozenset[str] = frozenset()
     # fingerprint of a client identifier -> customer number (from the client register)
     customer_by_fingerprint: dict[str, str] = field(default_factory=dict)
+    # Unknown persons: the NER callable (None when policy.person_name is off), folded staff names.
+    person_spans: person_names.PersonSpans | None = None
+    staff_names: frozenset[str] = frozenset()
+    person_name_severity: Severity = "warn"
+    # Whether the message is about care; None: each text decides for itself. `scan` sets it per
+    # message, so that a care word in the subject covers a name in the body.
+    care_context: bool | None = None
 
 
 Detector = Callable[[NormalizedText, ScanContext], Iterable[Hit]]
@@ -32,8 +40,14 @@ def _identity_numbers(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
     return identity_numbers.detect(text, ctx.today, ctx.customer_numbers)
 
 
+def _person_names(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
+    return person_names.detect(
+        text, ctx.care_context, ctx.person_spans, ctx.staff_names, ctx.person_name_severity
+    )
+
+
 # The one list of detectors every scan runs, in order.
-DETECTORS: list[Detector] = [_identity_numbers]
+DETECTORS: list[Detector] = [_identity_numbers, _person_names]
 
 
 def _location(part: str, text: str, offset: int) -> Location:
@@ -46,6 +60,7 @@ def hits(text: str, ctx: ScanContext, detectors: Iterable[Detector] | None = Non
     found: list[Hit] = []
     for detector in DETECTORS if detectors is None else detectors:
         found.extend(detector(normalized, ctx))
+    found = person_names.yield_to_other_findings(found)
     found.sort(key=lambda h: (h.start, -h.end))
     return found
 
@@ -53,6 +68,15 @@ def hits(text: str, ctx: ScanContext, detectors: Iterable[Detector] | None = Non
 def redact(text: str, ctx: ScanContext) -> str:
     """The text with every identifier replaced by its masked form (for part names, subjects)."""
     return replace(text, hits(text, ctx), lambda h: h.masked)
+
+
+def redact_numbers(text: str, today: date) -> str:
+    """`redact` for code that holds no ScanContext (audit log, notices): identity numbers only.
+
+    Masking makes no fingerprint, so no key is needed; names from the client register need the
+    full context.
+    """
+    return redact(text, ScanContext(fingerprint_key=b"", today=today))
 
 
 def replace(text: str, found: Iterable[Hit], replacement: Callable[[Hit], str]) -> str:
@@ -69,7 +93,16 @@ def replace(text: str, found: Iterable[Hit], replacement: Callable[[Hit], str]) 
 
 
 def scan(segments: Iterable[Segment], ctx: ScanContext) -> Iterator[Finding]:
+    segments = list(segments)
+    message_care = ctx.care_context
+    if ctx.person_spans is not None and message_care is None:
+        message_care = person_names.message_care_context(segments)
+    base = ctx
     for segment in segments:
+        if message_care is not None:
+            ctx = dataclasses.replace(
+                base, care_context=person_names.segment_care_context(segment.part, message_care)
+            )
         part = None
         for h in hits(segment.text, ctx):
             if part is None:
