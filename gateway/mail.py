@@ -145,7 +145,7 @@ class _Walker:
             self.unscanned(
                 prefix or "message",
                 msg.get_content_type(),
-                f"MIME nested deeper than {self.limits.max_mime_depth} levels",
+                too_deep_reason(self.limits.max_mime_depth),
             )
             return
         ctype = msg.get_content_type()
@@ -261,6 +261,11 @@ def _lenient_base64(text: str) -> bytes:
         return base64.b64decode(clean)
     except ValueError:
         return b""
+
+
+def too_deep_reason(max_depth: int) -> str:
+    """The reason given for a part nested past the limit; the gateway answers it with 554 5.6.0."""
+    return f"MIME nested deeper than {max_depth} levels"
 
 
 def parse(data: bytes) -> Message:
