@@ -1,0 +1,169 @@
+"""The gateway's own SMTP AUTH users: argon2 password hashes in a file, and `brukarvakt user`.
+
+The file is one user per line, `address:argon2-hash`, like a Dovecot passwd-file, so that an
+administrator can read which users exist; lines starting with # are comments. It is written
+whole under a temporary name, fsync'd and renamed into place (mode 0600): a reader sees the old
+file or the new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.errors import UserError
+
+_ADDRESS = re.compile(r"[^\s:@]+@[^\s:@]+")
+MIN_PASSWORD_LENGTH = 8
+
+
+def _hasher():  # type: ignore[no-untyped-def]
+    from argon2 import PasswordHasher  # lazy: only serve and `user` need it
+
+    return PasswordHasher()
+
+
+def check_address(address: str) -> str:
+    address = address.strip().lower()
+    if not _ADDRESS.fullmatch(address):
+        raise UserError(f"{address!r} is not a mail address (local@domain, no spaces or colons)")
+    return address
+
+
+def read(path: Path) -> dict[str, str]:
+    """Address -> hash; an absent file has no users."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read users file {path}: {e}") from None
+    users: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        address, sep, hashed = line.partition(":")
+        if not sep or not hashed.startswith("$argon2"):
+            raise UserError(f"users file {path}, line {number}: expected address:argon2-hash")
+        users[address.lower()] = hashed
+    return users
+
+
+def write(path: Path, users: Mapping[str, str]) -> None:
+    lines = ["# brukarvakt SMTP AUTH users: address:argon2 hash. Edit with `brukarvakt user`.\n"]
+    lines += [f"{address}:{hashed}\n" for address, hashed in sorted(users.items())]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise UserError(f"cannot write users file {path}: {e.strerror}") from None
+
+
+def hash_password(password: str) -> str:
+    return str(_hasher().hash(password))
+
+
+class Users:
+    """The users file as the server sees it: re-read when it changes, so `user add` needs no reload."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._users: dict[str, str] = {}
+        self._hasher = _hasher()
+
+    def _current(self) -> dict[str, str]:
+        if self.path is None:
+            return {}
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._users = read(self.path) if stamp else {}
+            self._stamp = stamp
+        return self._users
+
+    def verify(self, address: str, password: str) -> bool:
+        """Whether the password is the user's; constant work for unknown users too."""
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        hashed = self._current().get(address.strip().lower())
+        try:
+            if hashed is None:
+                # Spend the same time as for a known user, so that timing does not tell who exists.
+                self._hasher.verify(_dummy_hash(self._hasher), password + "\x00")
+                return False
+            return bool(self._hasher.verify(hashed, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+_DUMMY: dict[int, str] = {}
+
+
+def _dummy_hash(hasher) -> str:  # type: ignore[no-untyped-def]
+    key = id(hasher)
+    if key not in _DUMMY:
+        _DUMMY[key] = hasher.hash("brukarvakt-no-such-user")
+    return _DUMMY[key]
+
+
+def _read_password(address: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"Lösenord för {address}: ")
+        if getpass.getpass("Samma lösenord igen: ") != first:
+            raise UserError("the passwords differ; nothing was changed")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters; nothing was changed"
+        )
+    return password
+
+
+def run(args: argparse.Namespace) -> int:
+    from gateway.config import load
+
+    config = load(args.config)
+    path = config.auth.users_file
+    if path is None:
+        raise UserError("auth.users_file is not set in the config: set it to where the users file should be")
+    users = read(path)
+    if args.action == "list":
+        for address in sorted(users):
+            print(address)
+        return 0
+    address = check_address(args.address)
+    if args.action == "remove":
+        if address not in users:
+            raise UserError(f"no user {address} in {path}")
+        del users[address]
+        write(path, users)
+        print(f"removed {address}", file=sys.stderr)
+        return 0
+    existed = address in users
+    users[address] = hash_password(_read_password(address))
+    write(path, users)
+    print(f"{'changed password of' if existed else 'added'} {address}", file=sys.stderr)
+    return 0
