@@ -1,0 +1,383 @@
+"""The compliance audit log: one hash-chained JSON line per decision, and `brukarvakt audit`.
+
+Each line holds `seq` (1, 2, 3, ...) and `prev`, the SHA-256 of the previous line's bytes
+(GENESIS for the first). An edited line breaks the next line's `prev`; a removed or reordered
+line breaks it too, and `seq` tells which of the three happened. The end of the log is anchored
+in a head file beside it (`<log>.head`, also the lock file), so that removing the last lines is
+found as well. The chain has no key: it shows accidents and casual edits, not a determined
+administrator who rewrites the whole file; ship the lines to a separate log host for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from gateway.errors import UserError
+from models.audit import AuditRecord
+from rules.engine import redact_numbers
+
+GENESIS = "0" * 64
+HEAD_SIZE = 160  # fixed, so the head is rewritten in place in one write
+TAIL_BLOCK = 65536
+# Actions that are a decision about a message, as opposed to what was done with a held one later.
+DECISIONS = frozenset(("delivered", "rejected", "quarantined", "deferred", "failed"))
+
+
+def line_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def _default_redact(text: str) -> str:
+    return redact_numbers(text, date.today())
+
+
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+class AuditLog:
+    """Appends decisions; safe for threads of one process and for several processes at once."""
+
+    def __init__(self, path: Path, redact: Callable[[str], str] | None = None) -> None:
+        self.path = path
+        self.head = head_path(path)
+        self.redact = redact or _default_redact
+        self._lock = threading.Lock()
+
+    def append(self, record: AuditRecord) -> None:
+        """Write one line and fsync it (and the head) before returning; raises OSError on failure."""
+        body = record.masked(self.redact).model_dump(mode="json")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            head_fd = os.open(self.head, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(head_fd, fcntl.LOCK_EX)
+                log_fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    prev, seq = self._tail(log_fd, _read_head(head_fd))
+                    line = json.dumps(
+                        {"seq": seq, "prev": prev, **body}, ensure_ascii=False, separators=(",", ":")
+                    ).encode("utf-8")
+                    _write_all(log_fd, line + b"\n")
+                    os.fsync(log_fd)
+                finally:
+                    os.close(log_fd)
+                head = json.dumps({"seq": seq, "hash": line_hash(line)}).encode("ascii")
+                os.pwrite(head_fd, head.ljust(HEAD_SIZE - 1) + b"\n", 0)
+                os.fsync(head_fd)
+            finally:
+                os.close(head_fd)  # closing releases the lock
+
+    @staticmethod
+    def _tail(fd: int, head: Head | None) -> tuple[str, int]:
+        """`prev` and `seq` for the next line, from the last line of the log."""
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return GENESIS, 1
+        last = _last_line(fd, size)
+        if not last.endswith(b"\n"):
+            # A write cut off by a crash or a full disk: the fragment is kept (nothing is dropped
+            # from an audit log) and ended, and `audit verify` reports it.
+            _write_all(fd, b"\n")
+            known = head.seq if head else 0
+            return line_hash(last), known + 2
+        line = last[:-1]
+        try:
+            seq = int(json.loads(line)["seq"])
+        except (ValueError, KeyError, TypeError):
+            seq = head.seq if head else 0
+        return line_hash(line), seq + 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _last_line(fd: int, size: int) -> bytes:
+    """The last line, with its newline if it has one."""
+    end = size
+    chunks: list[bytes] = []
+    while end > 0:
+        start = max(0, end - TAIL_BLOCK)
+        chunk = os.pread(fd, end - start, start)
+        # The file's final newline ends the last line; the one before it starts it.
+        search_to = len(chunk) - 1 if not chunks and chunk.endswith(b"\n") else len(chunk)
+        cut = chunk.rfind(b"\n", 0, search_to)
+        if cut >= 0:
+            chunks.append(chunk[cut + 1 :])
+            break
+        chunks.append(chunk)
+        end = start
+    return b"".join(reversed(chunks))
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+
+
+def _read_head(fd: int) -> Head | None:
+    raw = os.pread(fd, HEAD_SIZE, 0)
+    return _parse_head(raw)
+
+
+def _parse_head(raw: bytes) -> Head | None:
+    try:
+        data = json.loads(raw.strip() or b"null")
+        return Head(seq=int(data["seq"]), hash=str(data["hash"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.what}"
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    raw: bytes
+    seq: int | None
+    prev: str | None
+    complete: bool  # ended by a newline
+
+
+def _read_lines(path: Path) -> list[_Line]:
+    data = path.read_bytes()
+    pieces = data.split(b"\n")
+    complete_count = len(pieces) - 1
+    if pieces and pieces[-1] == b"":
+        pieces.pop()
+    lines = []
+    for i, raw in enumerate(pieces, 1):
+        seq: int | None = None
+        prev: str | None = None
+        try:
+            entry = json.loads(raw)
+            seq, prev = int(entry["seq"]), str(entry["prev"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        lines.append(_Line(i, raw, seq, prev, i <= complete_count))
+    return lines
+
+
+def verify(path: Path) -> tuple[int, list[Problem]]:
+    """How many lines the log has, and what is wrong with it (empty: the chain is whole)."""
+    head_file = head_path(path)
+    if not path.exists():
+        if head_file.exists() and (_parse_head(head_file.read_bytes()) or Head(0, "")).seq > 0:
+            return 0, [Problem(1, "the log is missing, but its head file says it had entries")]
+        return 0, []
+    lines = _read_lines(path)
+    problems: list[Problem] = []
+    prev_hash, prev_seq = GENESIS, 0
+    later_seqs = Counter(line.seq for line in lines if line.seq is not None)
+    for line in lines:
+        if line.seq is not None:
+            later_seqs[line.seq] -= 1
+        if line.seq is None or line.prev is None:
+            kind = (
+                "is incomplete (a write was cut off)"
+                if not line.complete or _looks_torn(line)
+                else "is not a valid audit entry (edited)"
+            )
+            problems.append(Problem(line.number, kind))
+            prev_hash, prev_seq = line_hash(line.raw), prev_seq + 1
+            continue
+        expected = prev_seq + 1
+        linked = line.prev == prev_hash
+        if linked and line.seq != expected:
+            problems.append(
+                Problem(line.number, f"was edited: it says entry #{line.seq}, but follows #{prev_seq}")
+            )
+            break
+        if not linked:
+            if line.seq == expected:
+                what = (
+                    f"was edited: line {line.number} records a different hash for it"
+                    if line.number > 1
+                    else "was edited (its link to the start of the log is wrong)"
+                )
+                problems.append(Problem(max(line.number - 1, 1), what))
+            elif line.seq < expected or later_seqs[expected] > 0:
+                problems.append(
+                    Problem(
+                        line.number,
+                        f"is out of order: entry #{line.seq} where #{expected} "
+                        "belongs (lines were reordered)",
+                    )
+                )
+            else:
+                missing = f"#{expected}" if line.seq == expected + 1 else f"#{expected} to #{line.seq - 1}"
+                problems.append(Problem(line.number, f"entries {missing} were removed before this line"))
+            break
+        prev_hash, prev_seq = line_hash(line.raw), line.seq
+    else:
+        problems.extend(_check_end(head_file, lines, prev_hash, prev_seq))
+    return len(lines), problems
+
+
+def _looks_torn(line: _Line) -> bool:
+    return line.raw.startswith(b"{") and not line.raw.rstrip().endswith(b"}")
+
+
+def _check_end(head_file: Path, lines: list[_Line], last_hash: str, last_seq: int) -> list[Problem]:
+    """The head file records the last entry written: fewer or different lines mean a cut or an edit."""
+    count = len(lines)
+    if not head_file.exists():
+        return (
+            [
+                Problem(
+                    count,
+                    "the head file is missing: whether lines were removed from the end cannot be checked",
+                )
+            ]
+            if lines
+            else []
+        )
+    head = _parse_head(head_file.read_bytes())
+    if head is None:
+        return [Problem(count, f"the head file {head_file} cannot be read")]
+    if head.seq == last_seq and head.hash == last_hash:
+        return []
+    if head.seq > last_seq:
+        missing = f"#{head.seq}" if head.seq == last_seq + 1 else f"#{last_seq + 1} to #{head.seq}"
+        return [Problem(count, f"the log was truncated: entries {missing} after this line are missing")]
+    if head.seq == last_seq:
+        return [Problem(count, "was edited (the last line no longer matches the head file)")]
+    # A crash between writing the line and the head leaves the head one entry behind.
+    if head.seq == last_seq - 1 and count >= 2 and head.hash == line_hash(lines[-2].raw):
+        return []
+    return [
+        Problem(count, f"the head file says the log ends at entry #{head.seq}, but it ends at #{last_seq}")
+    ]
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def entries(path: Path) -> Iterator[dict[str, object]]:
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+
+DIMENSIONS = ("verdict", "action", "kind", "sender", "day")
+
+
+def report(path: Path, since: date | None) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {d: Counter() for d in DIMENSIONS}
+    counts["decisions"] = Counter()
+    for entry in entries(path):
+        try:
+            day = datetime.fromisoformat(str(entry["time"])).astimezone(UTC).date()
+        except (KeyError, ValueError):
+            continue
+        if since is not None and day < since:
+            continue
+        action = str(entry.get("action", ""))
+        counts["action"][action] += 1
+        if action not in DECISIONS:
+            continue
+        counts["decisions"]["all"] += 1
+        verdict = str(entry.get("verdict", ""))
+        if entry.get("manager_exception"):
+            verdict += " (manager-exception)"
+        counts["verdict"][verdict] += 1
+        counts["sender"][str(entry.get("envelope_sender") or "<>")] += 1
+        counts["day"][day.isoformat()] += 1
+        findings = entry.get("findings")
+        for finding in findings if isinstance(findings, list) else ():
+            if isinstance(finding, dict):
+                counts["kind"][str(finding.get("kind"))] += 1
+    return counts
+
+
+def _print_text(counts: dict[str, Counter[str]], since: date | None) -> None:
+    out = sys.stdout
+    after = f" since {since.isoformat()}" if since else ""
+    out.write(f"decisions{after}: {counts['decisions']['all']}\n")
+    for dimension in DIMENSIONS:
+        out.write(f"by {dimension}:\n")
+        rows = sorted(counts[dimension].items()) if dimension == "day" else counts[dimension].most_common()
+        if not rows:
+            out.write("  (none)\n")
+        width = max((len(k) for k, _ in rows), default=0)
+        for key, n in rows:
+            out.write(f"  {key.ljust(width)}  {n}\n")
+
+
+def _print_csv(counts: dict[str, Counter[str]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("dimension", "value", "count"))
+    for dimension in DIMENSIONS:
+        rows = sorted(counts[dimension].items()) if dimension == "day" else counts[dimension].most_common()
+        for key, n in rows:
+            writer.writerow((dimension, key, n))
+
+
+def _since(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"--since {value!r}: expected a date as YYYY-MM-DD") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from gateway.config import load
+
+    config = load(args.config)
+    path = config.audit.path
+    if args.action == "verify":
+        try:
+            count, problems = verify(path)
+        except OSError as e:
+            raise UserError(f"cannot read audit log {path}: {e.strerror}") from None
+        for problem in problems:
+            print(f"{path}: {problem}")
+        if problems:
+            return 1
+        print(f"{path}: ok, {count} entries, chain intact")
+        return 0
+    since = _since(args.since)
+    try:
+        counts = report(path, since)
+    except OSError as e:
+        raise UserError(f"cannot read audit log {path}: {e.strerror}") from None
+    if args.format == "csv":
+        _print_csv(counts)
+    else:
+        _print_text(counts, since)
+    return 0
