@@ -1,0 +1,363 @@
+"""Relay benchmark: Postfix's smtp-source through `brukarvakt serve` to smtp-sink, scanning vs not.
+
+    python3 bench/relay.py                     # 5 KB and 100 KB, 20 sessions, scan and --no-scan
+    python3 bench/relay.py --workers 2         # the gateway with two processes (both cores)
+
+For each message size the gateway runs twice in the same run, once scanning and once with
+`--no-scan` (the passthrough baseline), each time with its next hop a discarding `smtp-sink`:
+
+- throughput: `smtp-source -s SESSIONS -m N -F message` (one connection per message, as
+  smtp-source does by default); messages/s = N / wall time of smtp-source. smtp-source stops
+  at the first reply that is not a success, so a finished run means every message was relayed
+  (the gateway answers 250 only after the next hop did).
+- latency: smtp-source gives no per-message times, so a second phase sends M messages with an
+  aiosmtplib client over the same number of concurrent sessions, one connection per message,
+  and times each from connect to the reply to the end of DATA (p50, p99).
+- memory: peak resident set size of the gateway's process tree (all workers), sampled from
+  /proc every 20 ms during both phases.
+
+The message is realistic Swedish home-care text (headers and a plain-text body of the given
+size) with customer numbers and no identifier: the engine scans all of it and lets it pass.
+Everything runs on 127.0.0.1 and is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SENDER = "anna.lind@hemtjanst.example"
+RECIPIENT = "samordnare@vardcentral.example"
+PHASE_TIMEOUT = 600.0
+START_TIMEOUT = 60.0
+
+# Clean, realistic text: what staff write when they do it right (customer numbers, no names,
+# no identity numbers). Numbers here are customer numbers, times and dates.
+SENTENCES = (
+    "Kundnummer 10234 behöver hjälp med inköp på torsdag förmiddag, listan ligger på köksbordet.",
+    "Insatsen dusch för kundnummer 10871 flyttas till onsdag klockan 14.00 efter önskemål.",
+    "Nyckeln till kundnummer 11502 finns i nyckelskåpet på kontoret, kod enligt rutinen.",
+    "Vi har sett att dosetten för kundnummer 10234 inte var tömd i morse, sjuksköterskan är informerad.",
+    "Kvällspasset i område norr behöver en extra person den 12 december mellan 16 och 21.",
+    "Larmet hos kundnummer 12040 har bytts ut och testats, allt fungerar som det ska.",
+    "Matleveransen till kundnummer 10871 kommer i fortsättningen på tisdagar och fredagar.",
+    "Kom ihåg att signera utförda insatser i appen innan passet avslutas.",
+    "Omvårdnadsplanen för kundnummer 11502 ska följas upp vid nästa teamträff.",
+    "Bilen med registreringsskylten på tavlan är bokad för hembesöken i morgon.",
+    "Den nya rutinen för läkemedelsöverlämning gäller från och med måndag vecka 50.",
+    "Kundnummer 12040 vill gärna ha besöket lite senare på lördagar, gärna efter klockan tio.",
+)
+
+
+def message_file(folder: Path, size: int) -> Path:
+    """A message of about `size` bytes: headers plus Swedish text wrapped at 72 characters."""
+    head = (
+        f"From: Anna Lind <{SENDER}>\n"
+        f"To: Samordnare <{RECIPIENT}>\n"
+        "Subject: Planering av insatser vecka 49\n"
+        "Date: Thu, 26 Nov 2026 10:00:00 +0100\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n"
+        "\n"
+        "Hej!\n\n"
+    )
+    lines: list[str] = []
+    used = len(head.encode())
+    i = 0
+    while used < size:
+        paragraph = " ".join(SENTENCES[(i + k) % len(SENTENCES)] for k in range(4))
+        i += 3
+        line = ""
+        for word in paragraph.split():
+            if len(line) + len(word) + 1 > 72:
+                lines.append(line)
+                used += len(line.encode()) + 1
+                line = word
+            else:
+                line = f"{line} {word}".strip()
+        lines.extend((line, ""))
+        used += len(line.encode()) + 2
+    path = folder / f"message-{size}.eml"
+    path.write_text(head + "\n".join(lines) + "\nHälsningar\nAnna\n", encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_greeting(port: int, alive: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not alive():
+            raise SystemExit(f"relay.py: {what} exited before it greeted on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                if s.recv(512).startswith(b"220"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"relay.py: {what} did not greet on port {port} within {START_TIMEOUT:.0f} s")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            statm = Path(entry.path, "statm").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(statm.split()[1]) * page
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's RSS in a thread until stopped; `peak` is the largest sum seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Gateway:
+    def __init__(self, folder: Path, sink_port: int, scan: bool, workers: int) -> None:
+        self.port = free_port()
+        state = folder / ("scan" if scan else "passthrough")
+        state.mkdir()
+        self.config = state / "brukarvakt.yaml"
+        # Trusted upstream: smtp-source stands in for Postfix in front, which is how the gateway
+        # is deployed; identity is then nobody's (staff rules), and clean mail passes.
+        self.config.write_text(
+            f"listen: {{host: 127.0.0.1, port: {self.port}}}\n"
+            'auth: {trusted_upstreams: ["127.0.0.1"]}\n'
+            f"next_hop: {{host: 127.0.0.1, port: {sink_port}, tls: none, timeout_seconds: 30}}\n",
+            encoding="utf-8",
+        )
+        self.args = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--config",
+            str(self.config),
+            "--workers",
+            str(workers),
+        ] + ([] if scan else ["--no-scan"])
+        self.log = state / "gateway.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Gateway:
+        env = dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY="relay-benchmark-key-not-for-production")
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            )
+        wait_for_greeting(
+            self.port, lambda: self.process is not None and self.process.poll() is None, "brukarvakt serve"
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def smtp_source(port: int, sessions: int, count: int, message: Path) -> float:
+    """Seconds smtp-source takes to send `count` messages over `sessions` parallel sessions."""
+    args = [
+        "smtp-source",
+        "-s",
+        str(sessions),
+        "-m",
+        str(count),
+        "-F",
+        str(message),
+        "-M",
+        "bench.hemtjanst.example",
+        "-f",
+        SENDER,
+        "-t",
+        RECIPIENT,
+        f"127.0.0.1:{port}",
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=PHASE_TIMEOUT)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"relay.py: smtp-source failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return elapsed
+
+
+async def _latencies(port: int, sessions: int, count: int, content: bytes) -> list[float]:
+    import aiosmtplib
+
+    times: list[float] = []
+    left = count
+
+    async def session() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            start = time.perf_counter()
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60, start_tls=False)
+            await client.connect()
+            await client.sendmail(SENDER, [RECIPIENT], content)
+            times.append(time.perf_counter() - start)
+            await client.quit()
+
+    await asyncio.wait_for(asyncio.gather(*(session() for _ in range(sessions))), PHASE_TIMEOUT)
+    return times
+
+
+@dataclass
+class Result:
+    size: int
+    mode: str
+    messages: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    peak_rss: int
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def measure(folder: Path, sink_port: int, size: int, scan: bool, args: argparse.Namespace) -> Result:
+    message = message_file(folder, size)
+    count = args.messages_5k if size <= 10_000 else args.messages_100k
+    with Gateway(folder / f"{size}", sink_port, scan, args.workers) as gateway:
+        assert gateway.process is not None
+        with PeakMemory(gateway.process.pid) as memory:
+            smtp_source(gateway.port, args.sessions, args.warmup, message)
+            seconds = smtp_source(gateway.port, args.sessions, count, message)
+            content = message.read_bytes().replace(b"\n", b"\r\n")
+            times = asyncio.run(_latencies(gateway.port, args.sessions, args.latency_messages, content))
+        quantiles = statistics.quantiles(times, n=100, method="inclusive")
+        return Result(
+            size,
+            "scan" if scan else "passthrough",
+            count,
+            seconds,
+            quantiles[49] * 1000,
+            quantiles[98] * 1000,
+            memory.peak,
+        )
+
+
+def sink_command(port: int) -> list[str]:
+    # smtp-sink refuses to run as root without a user to switch to.
+    user = ["-u", "postfix"] if os.geteuid() == 0 else []
+    return ["smtp-sink", *user, f"127.0.0.1:{port}", "1000"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--messages-5k", type=int, default=4000, help="messages of 5 KB per throughput run")
+    parser.add_argument(
+        "--messages-100k", type=int, default=1000, help="messages of 100 KB per throughput run"
+    )
+    parser.add_argument("--latency-messages", type=int, default=600, help="messages per latency run")
+    parser.add_argument("--warmup", type=int, default=100, help="messages sent before each measured run")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway processes (brukarvakt serve --workers)"
+    )
+    parser.add_argument("--sizes", default="5000,100000", help="message sizes in bytes, comma separated")
+    args = parser.parse_args()
+    missing = [tool for tool in ("smtp-source", "smtp-sink") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(
+            f"relay.py: {', '.join(missing)} missing: run `bash scripts/install-system-deps` (Postfix)"
+        )
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="brukarvakt-bench-") as tmp:
+        folder = Path(tmp)
+        sink_port = free_port()
+        sink = subprocess.Popen(sink_command(sink_port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for_greeting(sink_port, lambda: sink.poll() is None, "smtp-sink")
+            for size in (int(s) for s in args.sizes.split(",")):
+                for scan in (False, True):
+                    result = measure(folder, sink_port, size, scan, args)
+                    results.append(result)
+                    print(f"  {size // 1000} KB {result.mode}: {result.rate:.0f} msg/s", file=sys.stderr)
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+
+    print(
+        f"\nrelay: smtp-source -s {args.sessions} -> brukarvakt serve --workers {args.workers} -> smtp-sink"
+        f" (cpus: {os.cpu_count()})\n"
+    )
+    header = f"{'size':>6} {'mode':<12} {'msgs':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MiB':>13} {'scan/pass':>10}"
+    print(header)
+    print("-" * len(header))
+    passthrough = {r.size: r.rate for r in results if r.mode == "passthrough"}
+    for r in results:
+        ratio = f"{r.rate / passthrough[r.size]:.2f}" if r.mode == "scan" and r.size in passthrough else ""
+        print(
+            f"{r.size // 1000:>4} KB {r.mode:<12} {r.messages:>6} {r.rate:>8.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}"
+            f" {r.peak_rss / 2**20:>13.0f} {ratio:>10}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""A real Postfix with brukarvakt as before-queue proxy on submission (deploy/postfix/before-queue)."""
+
+from __future__ import annotations
+
+import secrets
+import smtplib
+
+import pytest
+
+from tests.e2e.conftest import MANAGER, STAFF, Chain
+from tests.e2e.postfix import SECURE_DOMAIN, message, recent_personnummer, submit, written_forms
+
+DELIVERY_TIMEOUT = 20.0
+
+
+def marker() -> str:
+    return f"e2e-{secrets.token_hex(4)}"
+
+
+def test_a_staff_members_message_with_a_personnummer_is_refused_with_guidance_in_the_session(
+    before_queue: Chain, personnummer_list: list[str]
+) -> None:
+    pnr = recent_personnummer(personnummer_list)
+    tag = marker()
+    msg = message(
+        STAFF,
+        "sjukskoterska@vardcentral.example",
+        f"Medicinlista {tag}",
+        f"Hej!\n\nBrukaren med personnummer {written_forms(pnr)[2]} behöver ny dosett på torsdag.\n"
+        "Kan du ringa mig efter lunch?\n\nHälsningar\nAnna",
+    )
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(before_queue.postfix, STAFF, msg)
+
+    error = refused.value.smtp_error
+    reply = error.decode("ascii", "replace") if isinstance(error, bytes) else error
+    assert refused.value.smtp_code == 550
+    assert reply.startswith("5.7.1")
+    assert "kundnummer" in reply.lower(), reply
+    assert not any(form in reply for form in written_forms(pnr)), reply
+    assert before_queue.sink.holding(tag) == []
+
+
+def test_a_clean_message_is_delivered(before_queue: Chain) -> None:
+    tag = marker()
+    msg = message(
+        STAFF,
+        "sjukskoterska@vardcentral.example",
+        f"Besök i morgon {tag}",
+        "Hej!\n\nKundnummer 10234 behöver hjälp med inköp i morgon förmiddag. Nyckeln finns i "
+        "nyckelskåpet som vanligt.\n\nHälsningar\nAnna",
+    )
+    submit(before_queue.postfix, STAFF, msg)
+
+    delivered = before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag}")
+    assert delivered.mail_from == STAFF
+    assert delivered.rcpt_tos == ("sjukskoterska@vardcentral.example",)
+    assert "Kundnummer 10234" in delivered.text
+
+
+def test_a_managers_message_with_a_personnummer_to_a_secure_domain_is_delivered(
+    before_queue: Chain, personnummer_list: list[str]
+) -> None:
+    pnr = recent_personnummer(personnummer_list)
+    tag = marker()
+    recipient = f"handlaggare@{SECURE_DOMAIN}"
+    msg = message(
+        MANAGER,
+        recipient,
+        f"Ansökan om korttidsboende {tag}",
+        f"Hej!\n\nGäller brukare {written_forms(pnr)[2]}: vi stödjer ansökan om korttidsboende.\n\n"
+        "Med vänlig hälsning\nKarin Berg, enhetschef",
+    )
+    submit(before_queue.postfix, MANAGER, msg)
+
+    delivered = before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag}")
+    assert delivered.rcpt_tos == (recipient,)
+    assert written_forms(pnr)[2] in delivered.text
+
+
+def test_a_managers_message_with_a_personnummer_to_an_ordinary_domain_is_refused(
+    before_queue: Chain, personnummer_list: list[str]
+) -> None:
+    pnr = recent_personnummer(personnummer_list)
+    tag = marker()
+    msg = message(
+        MANAGER,
+        "info@foretag.example",
+        f"Faktura {tag}",
+        f"Hej!\n\nFakturan gäller brukare {written_forms(pnr)[0]}.\n\nKarin Berg",
+    )
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(before_queue.postfix, MANAGER, msg)
+
+    assert refused.value.smtp_code == 550
+    assert before_queue.sink.holding(tag) == []
+
+
+def test_a_staff_member_cannot_pose_as_a_manager_with_a_received_header_of_their_own(
+    before_queue: Chain, personnummer_list: list[str]
+) -> None:
+    pnr = recent_personnummer(personnummer_list)
+    tag = marker()
+    msg = message(
+        STAFF,
+        f"handlaggare@{SECURE_DOMAIN}",
+        f"Ansökan {tag}",
+        f"Gäller brukare {written_forms(pnr)[2]}.\n\nAnna",
+    )
+    # Below Postfix's own Received header, this one is just text the client wrote.
+    msg["Received"] = (
+        "from pc1 (pc1 [127.0.0.1]) (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) "
+        f"(Authenticated sender: {MANAGER}) by mail.hemtjanst.example (Postfix) with ESMTPSA id 1A2B3C; "
+        "Thu, 26 Nov 2026 10:00:00 +0100"
+    )
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(before_queue.postfix, STAFF, msg)
+
+    assert refused.value.smtp_code == 550
+    assert before_queue.sink.holding(tag) == []
+
+
+def test_with_the_gateway_down_the_client_is_told_to_try_again_and_nothing_is_sent(
+    before_queue: Chain,
+) -> None:
+    tag = marker()
+    msg = message(STAFF, "sjukskoterska@vardcentral.example", f"Schema {tag}", "Schemat för december.\n")
+    before_queue.gateway.stop()
+    try:
+        with pytest.raises(smtplib.SMTPResponseException) as deferred:
+            submit(before_queue.postfix, STAFF, msg)
+        # A temporary failure: the message stays in the sender's outbox, nothing is lost or sent.
+        assert 400 <= deferred.value.smtp_code < 500
+        assert before_queue.sink.holding(tag) == []
+    finally:
+        before_queue.gateway.start()
+
+    submit(before_queue.postfix, STAFF, msg)
+    before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag} after the restart")
