@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -105,12 +106,16 @@ class State:
     tls_context: ssl.SSLContext | None
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     audit: Any  # gateway.audit.AuditLog
-    quarantine: Any  # gateway.quarantine.QuarantineStore
+
+    @functools.cached_property
+    def quarantine(self) -> Any:  # gateway.quarantine.QuarantineStore, made when first needed
+        from gateway.quarantine import QuarantineStore
+
+        return QuarantineStore(self.config)
 
     @classmethod
     def build(cls, config: Config, *, scan: bool, default_trusted: Sequence[str] = ()) -> State:
         from gateway.audit import AuditLog
-        from gateway.quarantine import QuarantineStore
 
         scanner = None
         if scan:
@@ -124,7 +129,6 @@ class State:
             tls_context=_tls_context(config),
             trusted=_networks(config.auth.trusted_upstreams or default_trusted),
             audit=AuditLog(config.audit.path),
-            quarantine=QuarantineStore(config),
         )
 
     def is_trusted(self, peer: Any) -> bool:

@@ -31,7 +31,9 @@ def test_an_authenticated_tls_submission_names_the_login_in_lower_case_and_tls()
 
 
 def test_only_the_top_most_received_header_counts():
-    found = from_message(b"Received: from a (a [192.0.2.1])\r\n\tby mx (Postfix) with ESMTP id 2\r\n" + OLDER_HOP + REST)
+    found = from_message(
+        b"Received: from a (a [192.0.2.1])\r\n\tby mx (Postfix) with ESMTP id 2\r\n" + OLDER_HOP + REST
+    )
     assert found.authenticated_as is None
     assert found.tls is False
 
@@ -44,7 +46,9 @@ def test_tls_without_auth_is_esmtps():
 
 
 def test_a_plain_connection_is_neither_tls_nor_authenticated():
-    found = parse_received("from a.example (a.example [192.0.2.1]) by mx (Postfix) with ESMTP id 4 for <b@c.se>")
+    found = parse_received(
+        "from a.example (a.example [192.0.2.1]) by mx (Postfix) with ESMTP id 4 for <b@c.se>"
+    )
     assert found == type(found)(authenticated_as=None, tls=False, protocol="ESMTP")
 
 

@@ -1,0 +1,695 @@
+"""The SMTP gateway in one process: who may send, the policy, lockstep hand-on, limits, replies.
+
+A real gateway listens on 127.0.0.1 (free port) and a real aiosmtpd server stands in for the
+next hop; the client is aiosmtplib. Personal identity numbers are Skatteverket's test numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP as SinkSMTP
+
+from gateway import replies
+from gateway.config import parse
+from gateway.server import DEFAULT_TRUSTED, Gateway, State
+from models.config import Config
+from rules.engine import ScanContext, hits
+from tests.conftest import TEST_KEY, TODAY, test_personnummer
+
+PNR = test_personnummer(3)  # a Skatteverket test number, 12 digits
+PNR_DASHED = f"{PNR[2:8]}-{PNR[8:]}"
+MANAGER = "chef@kommun.example"
+STAFF = "personal@kommun.example"
+SECURE_DOMAIN = "region.example"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def leaks(text: str) -> list[str]:
+    """Identity numbers the engine itself finds in `text` (replies, logs): must be none."""
+    return [h.masked for h in hits(text, ScanContext(fingerprint_key=TEST_KEY, today=TODAY))]
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    raw = {
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "outbox": str(tmp_path / "outbox"),
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "quarantine": {"path": str(tmp_path / "quarantine")},
+        "register": {"path": str(tmp_path / "register.db")},
+        "privacy": {"key_file": str(tmp_path / "fingerprint.key")},
+        "auth": {"trusted_upstreams": ["127.0.0.1"]},
+        "policy": {"managers": [MANAGER], "person_name": "off"},
+        "secure": {"domains": [SECURE_DOMAIN]},
+    }
+    return parse(merge(raw, overrides))
+
+
+def message(
+    body: str = "Hej! Mötet flyttas till torsdag.",
+    *,
+    sender: str = STAFF,
+    to: str = "mottagare@example.se",
+    subject: str = "Schema",
+    received: bytes = b"",
+    extra_headers: str = "",
+) -> bytes:
+    head = (
+        f"From: Avsändare <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <test.1@kommun.example>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n{extra_headers}\r\n"
+    )
+    return received + head.encode() + body.encode("utf-8") + b"\r\n"
+
+
+def received(login: str | None, *, tls: bool = True) -> bytes:
+    """The Received header a trusted Postfix writes in front of the gateway."""
+    protocol = "ESMTP" + ("S" if tls else "") + ("A" if login else "")
+    lines = [b"Received: from pc12.kommun.example (pc12.kommun.example [192.0.2.5])\r\n"]
+    if tls:
+        lines.append(b"\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n")
+    if login:
+        lines.append(f"\t(Authenticated sender: {login})\r\n".encode())
+    lines.append(f"\tby mail.kommun.example (Postfix) with {protocol} id 4Mx1Tq0abcz9sWL\r\n".encode())
+    lines.append(b"\tfor <mottagare@example.se>; Thu, 26 Nov 2026 10:00:00 +0100 (CET)\r\n")
+    return b"".join(lines)
+
+
+@dataclass
+class Sink:
+    """A next hop that records what it accepted and answers what the test says."""
+
+    reply: str = "250 2.0.0 Ok: queued as SINK1"
+    accepted: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    hold: asyncio.Event | None = None
+    got_data: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.got_data.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.reply.startswith("250"):
+            self.accepted.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return self.reply
+
+
+async def start_sink(sink: Sink) -> tuple[asyncio.base_events.Server, int]:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SinkSMTP(sink, hostname="sink"), "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def start_gateway(
+    config: Config, *, scan: bool = True, default_trusted: tuple[str, ...] = ()
+) -> Gateway:
+    state = State.build(config, scan=scan, default_trusted=default_trusted)
+    gateway = Gateway(state, scan=scan, default_trusted=default_trusted)
+    await gateway.start()
+    return gateway
+
+
+async def client(port: int) -> aiosmtplib.SMTP:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+    await smtp.connect()
+    await smtp.ehlo()
+    return smtp
+
+
+async def send(smtp: aiosmtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> tuple[int, str]:
+    """The reply to the first command that was refused, or to DATA."""
+    try:
+        await smtp.mail(mail_from)
+        for rcpt in rcpt_tos:
+            await smtp.rcpt(rcpt)
+        response = await smtp.data(data)
+        return response.code, response.message
+    except aiosmtplib.SMTPResponseException as e:
+        await smtp.rset()
+        return e.code, e.message
+
+
+@pytest.fixture()
+async def sink() -> AsyncIterator[tuple[Sink, int]]:
+    s = Sink()
+    server, port = await start_sink(s)
+    yield s, port
+    server.close()
+
+
+@pytest.fixture()
+def run_gateway(tmp_path: Path, key_env: bytes) -> Callable[..., Any]:
+    started: list[Gateway] = []
+
+    async def run(scan: bool = True, default_trusted: tuple[str, ...] = (), **overrides: Any) -> Gateway:
+        gateway = await start_gateway(
+            make_config(tmp_path, **overrides), scan=scan, default_trusted=default_trusted
+        )
+        started.append(gateway)
+        return gateway
+
+    yield run
+    for gateway in started:
+        if gateway.server is not None:
+            gateway.server.close()
+        gateway.scan_pool.shutdown(wait=False)
+        gateway.audit_pool.shutdown(wait=False)
+
+
+def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "audit.jsonl"
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    )
+
+
+# ---------------------------------------------------------------- who may send
+
+
+async def test_a_client_neither_authenticated_nor_trusted_cannot_send(run_gateway, sink):
+    _, hop = sink
+    gateway = await run_gateway(auth={"trusted_upstreams": []}, next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["x@example.se"], message())
+    assert (code, text.split()[0]) == (530, "5.7.0")
+    assert sink[0].accepted == []
+
+
+async def test_a_trusted_upstream_may_relay_clean_mail(run_gateway, sink):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    data = message(received=received(None, tls=False))
+    code, text = await send(smtp, STAFF, ["mottagare@example.se"], data)
+    assert code == 250
+    assert "SINK1" in text  # the next hop's own reply, passed on
+    [(mail_from, rcpt_tos, content)] = s.accepted
+    assert (mail_from, rcpt_tos) == (STAFF, ["mottagare@example.se"])
+    # The bytes are unchanged but for one header on top with the verdict.
+    assert content == b"X-Brukarvakt-Verdict: pass\r\n" + data
+
+
+async def test_the_reply_waits_for_the_next_hops_250(run_gateway, sink):
+    s, hop = sink
+    s.hold = asyncio.Event()
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    sending = asyncio.create_task(send(smtp, STAFF, ["m@example.se"], message()))
+    await asyncio.wait_for(s.got_data.wait(), 10)
+    await asyncio.sleep(0.05)  # give a wrongly early 250 the chance to arrive
+    assert not sending.done()
+    s.hold.set()
+    code, _ = await asyncio.wait_for(sending, 10)
+    assert code == 250
+
+
+@pytest.mark.parametrize(
+    ("hop_reply", "code", "status"),
+    [
+        ("451 4.3.0 Try again later", 451, "4.3.0"),
+        ("452 4.3.1 Insufficient system storage", 451, "4.3.1"),
+        ("550 5.1.1 No such user", 550, "5.1.1"),
+        ("554 5.7.1 Rejected by policy", 554, "5.7.1"),
+    ],
+)
+async def test_the_next_hops_refusal_is_passed_on(run_gateway, sink, tmp_path, hop_reply, code, status):
+    s, hop = sink
+    s.reply = hop_reply
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    got, text = await send(smtp, STAFF, ["m@example.se"], message())
+    assert got == code
+    assert text.split()[0] == status
+    assert audit_lines(tmp_path)[-1]["action"] == ("deferred" if code < 500 else "failed")
+
+
+async def test_a_next_hop_that_is_down_gives_451_4_4_1(run_gateway, tmp_path):
+    down, port = await start_sink(Sink())
+    down.close()
+    await down.wait_closed()
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": port, "timeout_seconds": 5})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], message())
+    assert (code, text.split()[0]) == (451, "4.4.1")
+    assert audit_lines(tmp_path)[-1]["action"] == "deferred"
+
+
+async def test_without_a_next_hop_mail_goes_into_the_local_maildir(run_gateway, tmp_path):
+    gateway = await run_gateway()
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+    assert code == 250
+    [stored] = list((tmp_path / "outbox" / "new").iterdir())
+    assert b"X-Brukarvakt-Verdict: pass\r\n" in stored.read_bytes()
+
+
+async def test_with_no_config_clients_on_this_machine_may_send_into_the_local_maildir(
+    tmp_path, key_env, monkeypatch
+):
+    # `brukarvakt serve` with no config: embedded defaults, relative paths from the current folder.
+    from gateway.config import load
+
+    monkeypatch.chdir(tmp_path)
+    config = load(None).model_copy(update={"listen": make_config(tmp_path).listen})
+    gateway = await start_gateway(config, default_trusted=DEFAULT_TRUSTED)
+    try:
+        smtp = await client(gateway.port)
+        code, _ = await send(smtp, "vem@example.se", ["m@example.se"], b"Subject: hej\r\n\r\nHej\r\n")
+        assert code == 250
+        assert len(list((tmp_path / "var" / "outbox" / "new").iterdir())) == 1
+        code, text = await send(
+            smtp, "vem@example.se", ["m@example.se"], b"Subject: x\r\n\r\npnr " + PNR.encode() + b"\r\n"
+        )
+        assert (code, text.split()[0]) == (550, "5.7.1")
+    finally:
+        await gateway.stop(grace=1)
+
+
+# ---------------------------------------------------------------- policy
+
+
+async def test_staff_can_never_send_a_personnummer_and_are_told_why_in_swedish(
+    run_gateway, sink, tmp_path, capsys
+):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    data = message(
+        f"Gäller brukaren med personnummer {PNR_DASHED}.", to=f"x@{SECURE_DOMAIN}", received=received(STAFF)
+    )
+    code, text = await send(smtp, STAFF, [f"x@{SECURE_DOMAIN}"], data)
+    assert code == 550
+    assert text.startswith("5.7.1 Meddelandet stoppades")
+    assert "Personnummer (" in text and "rad 1" in text
+    assert "Lifecare meddelande" in text
+    assert text.isascii()
+    assert leaks(text) == []
+    assert s.accepted == []
+    [record] = audit_lines(tmp_path)
+    assert (record["action"], record["verdict"]) == ("rejected", "block")
+    assert leaks(capsys.readouterr().err) == []
+
+
+def _manager_mail(**kw: Any) -> bytes:
+    args = {"sender": MANAGER, "to": f"handlaggare@{SECURE_DOMAIN}", "received": received(MANAGER)}
+    args.update(kw)
+    return message(f"Personnummer {PNR_DASHED} enligt överenskommelse.", **args)
+
+
+async def test_a_manager_may_send_authenticated_over_tls_from_own_address_to_a_secure_domain(
+    run_gateway, sink
+):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, MANAGER, [f"handlaggare@{SECURE_DOMAIN}"], _manager_mail())
+    assert code == 250
+    [(_, _, content)] = s.accepted
+    assert content.startswith(b"X-Brukarvakt-Verdict: pass; exception=manager; kinds=personnummer\r\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "mail_from", "rcpt", "data"),
+    [
+        ("not a manager", STAFF, f"h@{SECURE_DOMAIN}", _manager_mail(sender=STAFF, received=received(STAFF))),
+        ("not authenticated", MANAGER, f"h@{SECURE_DOMAIN}", _manager_mail(received=received(None))),
+        ("no TLS", MANAGER, f"h@{SECURE_DOMAIN}", _manager_mail(received=received(MANAGER, tls=False))),
+        (
+            "From header not the identity",
+            MANAGER,
+            f"h@{SECURE_DOMAIN}",
+            _manager_mail(sender="annan@kommun.example"),
+        ),
+        ("recipient domain not secure", MANAGER, "h@example.se", _manager_mail(to="h@example.se")),
+        ("one recipient of two not secure", MANAGER, f"h@{SECURE_DOMAIN},h@example.se", _manager_mail()),
+    ],
+)
+async def test_the_manager_exception_needs_every_condition(run_gateway, sink, case, mail_from, rcpt, data):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, mail_from, rcpt.split(","), data)
+    assert (code, text.split()[0]) == (550, "5.7.1"), case
+    assert s.accepted == []
+
+
+async def test_a_manager_envelope_sender_other_than_the_login_is_refused(run_gateway, sink):
+    _, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, "annan@kommun.example", [f"h@{SECURE_DOMAIN}"], _manager_mail())
+    assert (code, text.split()[0]) == (550, "5.7.1")
+    assert "inloggade" in text
+
+
+async def test_the_envelope_sender_mismatch_is_still_a_block_when_config_allows_sending(run_gateway, sink):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, auth={"allow_sender_mismatch": True}
+    )
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, "annan@kommun.example", [f"h@{SECURE_DOMAIN}"], _manager_mail())
+    assert code == 550  # allowed to send, but not under the manager exception
+    code, _ = await send(
+        smtp, "annan@kommun.example", [f"h@{SECURE_DOMAIN}"], message(sender="annan@kommun.example")
+    )
+    assert code == 250
+
+
+async def test_a_marked_message_goes_to_the_secure_next_hop(run_gateway, sink):
+    s, hop = sink
+    secure = Sink(reply="250 2.0.0 Ok: queued as SECURE1")
+    secure_server, secure_port = await start_sink(secure)
+    try:
+        gateway = await run_gateway(
+            next_hop={"host": "127.0.0.1", "port": hop},
+            secure={"next_hop": {"host": "127.0.0.1", "port": secure_port}},
+        )
+        smtp = await client(gateway.port)
+        data = _manager_mail(to="h@example.se", subject="[sekretess] Underlag")
+        code, text = await send(smtp, MANAGER, ["h@example.se"], data)
+        assert code == 250 and "SECURE1" in text
+        assert len(secure.accepted) == 1 and s.accepted == []
+        # The guidance to a manager who forgot the marker says how to send securely.
+        code, text = await send(smtp, MANAGER, ["h@example.se"], _manager_mail(to="h@example.se"))
+        assert code == 550
+        assert "[sekretess]" in text and "inte via sekretesskyddad e-post" in text
+    finally:
+        secure_server.close()
+
+
+# ---------------------------------------------------------------- AUTH and TLS
+
+
+@pytest.fixture()
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture()
+def users_file(tmp_path: Path) -> Path:
+    from gateway.users import hash_password, write
+
+    path = tmp_path / "users"
+    write(path, {MANAGER: hash_password("chefens-lösenord"), STAFF: hash_password("personalens-lösenord")})
+    return path
+
+
+@pytest.fixture()
+async def auth_gateway(run_gateway, sink, tls_files, users_file) -> tuple[Gateway, Sink]:
+    s, hop = sink
+    cert, key = tls_files
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop},
+        tls={"cert": str(cert), "key": str(key)},
+        auth={"users_file": str(users_file), "trusted_upstreams": []},
+    )
+    return gateway, s
+
+
+async def test_auth_is_offered_and_accepted_only_after_starttls(auth_gateway):
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    assert smtp.supports_extension("starttls")
+    assert not smtp.supports_extension("auth")
+    response = await smtp.execute_command(b"AUTH", b"PLAIN", b"AGNoZWZAa29tbXVuLmV4YW1wbGUAeA==")
+    assert (response.code, response.message.split()[0]) == (538, "5.7.11")
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    assert set(smtp.server_auth_methods) == {"plain", "login"}
+
+
+@pytest.mark.parametrize("method", ["auth_plain", "auth_login"])
+async def test_a_manager_authenticated_after_starttls_may_use_the_exception(auth_gateway, method):
+    gateway, s = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    await getattr(smtp, method)(MANAGER, "chefens-lösenord")
+    code, _ = await send(smtp, MANAGER, [f"h@{SECURE_DOMAIN}"], _manager_mail(received=b""))
+    assert code == 250
+    assert s.accepted[0][2].startswith(b"X-Brukarvakt-Verdict: pass; exception=manager")
+
+
+async def test_a_wrong_password_is_535_and_sends_nothing(auth_gateway):
+    gateway, s = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError) as e:
+        await smtp.auth_plain(MANAGER, "fel")
+    assert e.value.code == 535
+    code, _ = await send(smtp, MANAGER, ["h@example.se"], message(sender=MANAGER))
+    assert code == 530
+
+
+async def test_an_authenticated_user_must_send_as_themselves(auth_gateway):
+    gateway, s = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    await smtp.auth_plain(STAFF, "personalens-lösenord")
+    code, text = await send(smtp, MANAGER, ["h@example.se"], message(sender=MANAGER))
+    assert (code, text.split()[0]) == (553, "5.7.1")
+    code, _ = await send(smtp, STAFF.upper(), ["h@example.se"], message())
+    assert code == 250
+
+
+async def test_a_trusted_upstreams_own_auth_is_ignored_identity_comes_from_received(
+    run_gateway, sink, tls_files, users_file
+):
+    s, hop = sink
+    cert, key = tls_files
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop},
+        tls={"cert": str(cert), "key": str(key)},
+        auth={"users_file": str(users_file)},
+    )
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    await smtp.auth_plain(MANAGER, "chefens-lösenord")
+    # AUTH and TLS on this hop do not count: the Received header says nobody logged in.
+    code, _ = await send(smtp, MANAGER, [f"h@{SECURE_DOMAIN}"], _manager_mail(received=received(None)))
+    assert code == 550
+
+
+# ---------------------------------------------------------------- limits
+
+
+async def test_too_big_is_552_5_3_4(run_gateway):
+    gateway = await run_gateway(limits={"max_message_bytes": 2048})
+    smtp = await client(gateway.port)
+    assert smtp.esmtp_extensions["size"] == "2048"
+    code, text = await send(smtp, STAFF, ["m@example.se"], message(("x" * 78 + "\r\n") * 40))
+    assert (code, text.split()[0]) == (552, "5.3.4")
+    response = await smtp.execute_command(b"MAIL", b"FROM:<" + STAFF.encode() + b">", b"SIZE=99999")
+    assert (response.code, response.message.split()[0]) == (552, "5.3.4")
+
+
+async def test_too_many_recipients_is_452_4_5_3(run_gateway):
+    gateway = await run_gateway(limits={"max_recipients": 2})
+    smtp = await client(gateway.port)
+    await smtp.mail(STAFF)
+    await smtp.rcpt("a@example.se")
+    await smtp.rcpt("b@example.se")
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as e:
+        await smtp.rcpt("c@example.se")
+    assert (e.value.code, e.value.message.split()[0]) == (452, "4.5.3")
+    response = await smtp.data(message())
+    assert response.code == 250  # the two accepted recipients are sent
+
+
+async def test_a_too_long_line_is_554_5_6_0(run_gateway):
+    gateway = await run_gateway(limits={"max_line_length": 998})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], message("y" * 1200))
+    assert (code, text.split()[0]) == (554, "5.6.0")
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message("y" * 990))
+    assert code == 250
+
+
+async def test_too_many_header_fields_is_554_5_6_0(run_gateway):
+    gateway = await run_gateway(limits={"max_headers": 10})
+    smtp = await client(gateway.port)
+    extra = "".join(f"X-Extra-{i}: {i}\r\n" for i in range(5))
+    code, text = await send(smtp, STAFF, ["m@example.se"], message(extra_headers=extra))
+    assert (code, text.split()[0]) == (554, "5.6.0")
+
+
+def _nested(depth: int) -> bytes:
+    inner = b"Content-Type: text/plain\r\n\r\nInnerst.\r\n"
+    for level in range(depth):
+        boundary = f"b{level}".encode()
+        inner = (
+            b"Content-Type: multipart/mixed; boundary="
+            + boundary
+            + b"\r\n\r\n--"
+            + boundary
+            + b"\r\n"
+            + inner
+            + b"\r\n--"
+            + boundary
+            + b"--\r\n"
+        )
+    return (
+        b"From: " + STAFF.encode() + b"\r\nTo: m@example.se\r\nSubject: djup\r\nMIME-Version: 1.0\r\n" + inner
+    )
+
+
+async def test_mime_nested_past_the_limit_is_554_5_6_0(run_gateway):
+    gateway = await run_gateway(limits={"max_mime_depth": 2})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], _nested(5))
+    assert (code, text.split()[0]) == (554, "5.6.0")
+    code, _ = await send(smtp, STAFF, ["m@example.se"], _nested(1))
+    assert code == 250
+
+
+async def test_a_scan_that_takes_too_long_is_451_never_a_pass(run_gateway, sink, tmp_path):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, limits={"scan_timeout_seconds": 0.2}
+    )
+    release = threading.Event()
+    real = gateway.state.scanner.scan_mail
+
+    def slow(data: bytes) -> Any:
+        release.wait(10)
+        return real(data)
+
+    gateway.state.scanner.scan_mail = slow
+    try:
+        smtp = await client(gateway.port)
+        code, text = await send(smtp, STAFF, ["m@example.se"], message())
+    finally:
+        release.set()
+    assert (code, text.split()[0]) == (451, "4.3.0")
+    assert s.accepted == []
+
+
+async def test_an_exception_in_a_session_is_451_4_3_0_and_the_server_goes_on(run_gateway, sink, capsys):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    scanner = gateway.state.scanner
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError(f"parser died on {PNR}")
+
+    original = scanner.decide
+    scanner.decide = broken
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], message())
+    assert (code, text.split()[0]) == (451, "4.3.0")
+    scanner.decide = original
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+    assert code == 250
+    err = capsys.readouterr().err
+    assert '"error": "RuntimeError"' in err
+    assert leaks(err) == []
+
+
+# ---------------------------------------------------------------- replies and logs
+
+
+async def test_nothing_the_gateway_says_or_logs_holds_an_identifier(run_gateway, sink, capsys):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    said: list[str] = []
+    for body, name in [
+        (f"pnr {PNR}", "lista.txt"),
+        (f"{PNR_DASHED} och {test_personnummer(5)}", f"journal_{PNR}.pdf"),
+    ]:
+        data = message(
+            body,
+            extra_headers=f'Content-Disposition: inline; filename="{name}"\r\n',
+            subject=f"Ang {PNR_DASHED}",
+        )
+        code, text = await send(smtp, STAFF, ["m@example.se"], data)
+        assert code == 550
+        said.append(text)
+    logged = capsys.readouterr().err
+    assert leaks("\n".join(said)) == []
+    assert leaks(logged) == []
+    assert STAFF not in logged  # addresses are personal data too: domains only
+    for line in logged.splitlines():
+        json.loads(line)  # structured: one JSON object per line
+
+
+def test_a_block_reply_is_a_multi_line_ascii_reply_with_short_lines():
+    from models.findings import Finding, Location, Verdict
+
+    finding = Finding(
+        rule="personnummer",
+        kind="personnummer",
+        severity="block",
+        location=Location(part="attachment:bilaga-åäö\r\n.txt", line=2, column=1),
+        masked="450312-****",
+        fingerprint="ab" * 32,
+        customer_number="10234",
+        suggestion="Skriv kundnummer 10234 i stället för personnumret.",
+        start=0,
+        end=1,
+    )
+    reply = replies.block(
+        Verdict(verdict="block", reason="identifier: x", findings=(finding,) * 7), marker=None
+    )
+    lines = reply.split("\r\n")
+    assert all(line.startswith("550-5.7.1 ") for line in lines[:-1])
+    assert lines[-1].startswith("550 5.7.1 ")
+    assert reply.isascii()
+    assert all(len(line) <= 220 for line in lines)
+    assert "Skriv kundnummer 10234 i stallet for personnumret." in reply
+    assert "bilaga-aao .txt" in reply  # transliterated; a CR/LF in a part name cannot end the reply
+    assert "och 2 uppgifter till" in reply
+
+
+def test_the_next_hops_reply_is_passed_on_with_its_own_enhanced_code():
+    assert replies.next_hop_reply(250, "2.0.0 Ok: queued as X") == "250 2.0.0 Ok: queued as X"
+    assert replies.next_hop_reply(550, "No such user") == "550 5.0.0 No such user"
+    assert replies.next_hop_reply(451, "4.4.1 Next hop down") == "451 4.4.1 Next hop down"
