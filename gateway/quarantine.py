@@ -1,0 +1,371 @@
+"""Held messages: stored durably with a JSON sidecar, and `brukarvakt quarantine` to manage them.
+
+Each held message is a folder `<quarantine.path>/<id>/` with `message.eml` (the bytes as
+received) and `meta.json` (envelope, verdict with masked findings, time, size, SHA-256). The
+folder is written whole under a temporary name, every file fsynced, then renamed into place:
+an item is either complete or absent, never half there. Files are mode 0600, folders 0700.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.parser
+import email.policy
+import getpass
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.audit import AuditLog
+from gateway.delivery import deliver, fsync_dir
+from gateway.errors import UserError
+from models.audit import Action, AuditFinding, AuditRecord
+from models.config import Config
+from models.delivery import Delivery
+from models.findings import Location, Verdict
+from rules.engine import redact_numbers
+
+MESSAGE = "message.eml"
+META = "meta.json"
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".del-"
+# UTC time to the microsecond (ids sort in the order held), then a random part.
+ID_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
+# A partial item left by a crash during store or delete is cleared by purge after this long.
+STALE_PARTIAL = timedelta(days=1)
+
+
+def _default_redact(text: str) -> str:
+    return redact_numbers(text, date.today())
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@dataclass(frozen=True)
+class Held:
+    """A held message as its sidecar describes it."""
+
+    id: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromisoformat(self.meta["time"])
+
+    @property
+    def mail_from(self) -> str:
+        return str(self.meta["envelope"]["mail_from"])
+
+    @property
+    def rcpt_tos(self) -> list[str]:
+        return [str(r) for r in self.meta["envelope"]["rcpt_tos"]]
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        return dict(self.meta["verdict"])
+
+    def message(self) -> bytes:
+        return (self.path / MESSAGE).read_bytes()
+
+
+class QuarantineStore:
+    def __init__(self, config: Config, redact: Callable[[str], str] | None = None) -> None:
+        self.config = config
+        self.root = config.quarantine.path
+        self.redact = redact or _default_redact
+
+    # --- storing -------------------------------------------------------------------------------
+
+    def store(self, data: bytes, mail_from: str, rcpt_tos: list[str], verdict: Verdict) -> str:
+        """Hold the message; returns its id once message and sidecar are on disk (fsync)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        item_id = f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+        tmp = self.root / f"{TMP_PREFIX}{item_id}"
+        tmp.mkdir(mode=0o700)
+        try:
+            _write_file(tmp / MESSAGE, data)
+            meta = {
+                "id": item_id,
+                "time": now.isoformat(),
+                "envelope": {"mail_from": mail_from, "rcpt_tos": list(rcpt_tos)},
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "verdict": self._verdict(verdict),
+            }
+            _write_file(tmp / META, json.dumps(meta, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+            fsync_dir(tmp)
+            os.rename(tmp, self.root / item_id)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(self.root)
+        return item_id
+
+    def _verdict(self, verdict: Verdict) -> dict[str, Any]:
+        """The verdict with public finding fields only, every free text masked once more."""
+        r = self.redact
+        findings = []
+        for f in verdict.findings:
+            public = f.public()
+            public["location"] = {**f.location.model_dump(), "part": r(f.location.part)}
+            public["suggestion"] = r(f.suggestion)
+            findings.append(public)
+        return {
+            "verdict": verdict.verdict,
+            "reason": r(verdict.reason),
+            "manager_exception": verdict.manager_exception,
+            "unscannable": verdict.unscannable,
+            "secure_route": verdict.secure_route,
+            "findings": findings,
+            "unscanned": [
+                {"name": r(u.name), "content_type": u.content_type, "reason": r(u.reason)}
+                for u in verdict.unscanned
+            ],
+        }
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if ID_PATTERN.match(p.name) and p.is_dir())
+
+    def get(self, item_id: str) -> Held:
+        if not ID_PATTERN.match(item_id):
+            raise UserError(f"{item_id!r} is not a quarantine id (see `brukarvakt quarantine list`)")
+        path = self.root / item_id
+        if not path.is_dir():
+            raise UserError(f"no held message with id {item_id} in {self.root}")
+        try:
+            meta = json.loads((path / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UserError(
+                f"the sidecar of {item_id} cannot be read: {getattr(e, 'strerror', None) or e}"
+            ) from None
+        return Held(item_id, path, meta)
+
+    def items(self) -> Iterator[Held]:
+        for item_id in self.ids():
+            try:
+                yield self.get(item_id)
+            except UserError:
+                continue  # listed by `list` as unreadable; never silently removed
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def remove(self, item_id: str) -> None:
+        """Delete a held message: renamed away first, so a crash never leaves half an item listed."""
+        path = self.root / item_id
+        trash = self.root / f"{TRASH_PREFIX}{item_id}"
+        os.rename(path, trash)
+        fsync_dir(self.root)
+        shutil.rmtree(trash)
+
+    async def release(self, item_id: str, audit: AuditLog | None = None) -> Delivery:
+        """Send a held message on; it is removed only after the next hop's 250, and audited."""
+        held = self.get(item_id)
+        data = held.message()
+        if hashlib.sha256(data).hexdigest() != held.meta.get("sha256"):
+            raise UserError(f"the message of {item_id} does not match its sidecar's checksum; not released")
+        header = _release_header(held)
+        result = await deliver(
+            self.config,
+            held.mail_from,
+            held.rcpt_tos,
+            header + data,
+            secure=bool(held.verdict.get("secure_route")),
+        )
+        if result.delivered:
+            try:
+                (audit or AuditLog(self.config.audit.path, self.redact)).append(
+                    self.audit_record(held, "released", data)
+                )
+            finally:
+                self.remove(item_id)  # delivered: keeping it would invite a second release
+        return result
+
+    def delete(self, item_id: str, audit: AuditLog | None = None) -> None:
+        held = self.get(item_id)
+        (audit or AuditLog(self.config.audit.path, self.redact)).append(self.audit_record(held, "deleted"))
+        self.remove(item_id)
+
+    def purge(self, now: datetime | None = None, audit: AuditLog | None = None) -> list[str]:
+        """Delete what is older than `quarantine.retention_days`; returns the ids removed."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=self.config.quarantine.retention_days)
+        log = audit or AuditLog(self.config.audit.path, self.redact)
+        removed = []
+        for item_id in self.ids():
+            try:
+                held = self.get(item_id)
+                when = held.time
+            except (UserError, KeyError, ValueError):
+                held = None
+                when = datetime.fromtimestamp((self.root / item_id).stat().st_mtime, UTC)
+            if when >= cutoff:
+                continue
+            if held is not None:
+                log.append(self.audit_record(held, "purged"))
+            self.remove(item_id)
+            removed.append(item_id)
+        self._clear_partials(now)
+        return removed
+
+    def _clear_partials(self, now: datetime) -> None:
+        if not self.root.is_dir():
+            return
+        for path in self.root.iterdir():
+            if path.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+                age = now - datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                if age > STALE_PARTIAL or path.name.startswith(TRASH_PREFIX):
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def audit_record(self, held: Held, action: Action, data: bytes | None = None) -> AuditRecord:
+        verdict = held.verdict
+        try:
+            message_id = _message_id(data if data is not None else held.message())
+        except OSError:
+            message_id = None
+        return AuditRecord(
+            time=datetime.now(UTC),
+            message_id=message_id,
+            authenticated_as=None,
+            envelope_sender=held.mail_from,
+            recipient_domains=tuple(sorted({r.rpartition("@")[2].lower() for r in held.rcpt_tos})),
+            verdict=verdict.get("verdict", "block"),
+            reason=f"{verdict.get('reason', '')}; {action} from quarantine by {_operator()}",
+            manager_exception=bool(verdict.get("manager_exception")),
+            action=action,
+            findings=tuple(
+                AuditFinding(
+                    rule=f["rule"],
+                    kind=f["kind"],
+                    severity=f["severity"],
+                    location=Location.model_validate(f["location"]),
+                    fingerprint=f["fingerprint"],
+                    customer_number=f.get("customer_number"),
+                )
+                for f in verdict.get("findings", [])
+            ),
+            unscanned=tuple(u.get("content_type", "") for u in verdict.get("unscanned", [])),
+            size=int(held.meta.get("size", 0)),
+            scan_seconds=0.0,
+            quarantine_id=held.id,
+        )
+
+
+def _release_header(held: Held) -> bytes:
+    """The one header the gateway adds to mail it hands on, saying this one was released."""
+    kinds = list(dict.fromkeys(str(f["kind"]) for f in held.verdict.get("findings", [])))
+    parts = ["released", f"id={held.id}"] + ([f"kinds={','.join(kinds)}"] if kinds else [])
+    return ("X-Brukarvakt-Verdict: " + "; ".join(parts) + "\r\n").encode("ascii")
+
+
+def _message_id(data: bytes) -> str | None:
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
+    value = str(headers.get("Message-ID", "")).strip()
+    return value or None
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def _findings_summary(verdict: dict[str, Any]) -> str:
+    kinds: dict[str, int] = {}
+    for f in verdict.get("findings", []):
+        kinds[str(f.get("kind"))] = kinds.get(str(f.get("kind")), 0) + 1
+    parts = [f"{k} x{n}" if n > 1 else k for k, n in kinds.items()]
+    if verdict.get("unscanned"):
+        parts.append(f"unscanned x{len(verdict['unscanned'])}")
+    return ", ".join(parts) or str(verdict.get("reason", ""))
+
+
+def _list(store: QuarantineStore) -> int:
+    out = sys.stdout
+    ids = store.ids()
+    if not ids:
+        out.write(f"no held messages in {store.root}\n")
+        return 0
+    out.write(f"{'ID':<31} {'HELD (UTC)':<16}  {'SENDER':<30} {'RCPT':>4} {'SIZE':>8}  FOUND\n")
+    for item_id in ids:
+        try:
+            held = store.get(item_id)
+            when = held.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            out.write(
+                f"{item_id:<31} {when:<16}  {store.redact(held.mail_from) or '<>':<30} "
+                f"{len(held.rcpt_tos):>4} {held.meta.get('size', 0):>8}  {_findings_summary(held.verdict)}\n"
+            )
+        except (UserError, KeyError, ValueError):
+            out.write(f"{item_id:<31} (sidecar unreadable: see the folder; the message is kept)\n")
+    return 0
+
+
+def _show(store: QuarantineStore, item_id: str) -> int:
+    held = store.get(item_id)
+    shown = dict(held.meta)
+    # The sidecar's texts were masked when stored; masking again costs nothing and covers an
+    # address that holds an identifier. The message body is never shown: it holds the identifiers.
+    shown["envelope"] = {
+        "mail_from": store.redact(held.mail_from),
+        "rcpt_tos": [store.redact(r) for r in held.rcpt_tos],
+    }
+    sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
+def _release(store: QuarantineStore, item_id: str) -> int:
+    result = asyncio.run(store.release(item_id))
+    if result.delivered:
+        print(f"released {item_id}: {result.reply}")
+        return 0
+    print(f"not released {item_id}, still held: next hop answered {result.reply}")
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from gateway.config import load
+
+    store = QuarantineStore(load(args.config))
+    try:
+        if args.action == "list":
+            return _list(store)
+        if args.action == "show":
+            return _show(store, args.id)
+        if args.action == "release":
+            return _release(store, args.id)
+        if args.action == "delete":
+            store.delete(args.id)
+            print(f"deleted {args.id}")
+            return 0
+        removed = store.purge()
+        days = store.config.quarantine.retention_days
+        print(f"purged {len(removed)} held message(s) older than {days} days")
+        return 0
+    except OSError as e:
+        where = e.filename or store.root
+        raise UserError(f"quarantine {where}: {e.strerror or type(e).__name__}") from None
