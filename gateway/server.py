@@ -561,10 +561,10 @@ class Gateway:
         """The sender's guidance notice, sent straight to the next hop: never scanned by us, no loop."""
         if not mail_from or _auto_submitted(data):
             return  # RFC 3834: never answer a notice, a bounce or an auto-reply
-        from gateway.delivery import deliver
-        from gateway.notice import build_notice
-
         try:
+            from gateway.delivery import deliver
+            from gateway.notice import build_notice
+
             notice = build_notice(data, verdict, mail_from, rcpt_tos, self.hostname, datetime.now(UTC))
             delivery = await deliver(state.config, NOTICE_MAIL_FROM, [mail_from], notice)
             log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain_of(mail_from))
