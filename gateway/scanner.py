@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
-from gateway import mail
+from gateway import mail, ner, register_store
 from gateway.keys import fingerprint_key
-from models.config import Config
+from models.config import Config, Policy
 from models.findings import Finding, Segment, SenderContext, Verdict
-from rules import engine, policy
+from rules import engine, person_names, policy
 from rules.engine import ScanContext
 
 
@@ -19,10 +20,35 @@ class MailScan:
     findings: tuple[Finding, ...]
 
 
+def person_name_fields(policy: Policy) -> dict[str, Any]:
+    """The NER callable only when the rule is on; spaCy loads on the first message with care context."""
+    if policy.person_name == "off":
+        return {"person_spans": None}
+    return {
+        "person_spans": ner.person_spans,
+        "staff_names": person_names.staff_names(policy.staff),
+        "person_name_severity": policy.person_name,
+    }
+
+
+def register_fields(config: Config, key: bytes) -> dict[str, Any]:
+    """The client register, read once; no file yet means no known clients (not an error)."""
+    index = register_store.load(config.register.path, key)
+    if index is None:
+        return {}
+    return {
+        "client_register": index,
+        "customer_numbers": index.customer_numbers,
+        "customer_by_fingerprint": index.by_personnummer,
+    }
+
+
 class Scanner:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.base = ScanContext(fingerprint_key=fingerprint_key(config.privacy), today=date.today())
+        key = fingerprint_key(config.privacy)
+        self.base = ScanContext(fingerprint_key=key, today=date.today())
+        self.base = replace(self.base, **person_name_fields(config.policy), **register_fields(config, key))
 
     def context(self, today: date | None = None) -> ScanContext:
         return replace(self.base, today=today or date.today())

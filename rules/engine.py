@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
 
 from models.findings import Finding, Location, Segment, Severity
 from rules import identity_numbers, person_names
@@ -13,6 +14,17 @@ from rules.fingerprint import fingerprint
 from rules.guidance import suggestion
 from rules.hits import Hit
 from rules.normalize import NormalizedText, normalize
+from rules.register import RegisterIndex
+
+
+class CustomerLookup(Protocol):
+    """A dict, or the register's compact table: only `get` is needed."""
+
+    def get(self, fingerprint: str, /) -> str | None: ...
+
+
+def _no_customers() -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -23,7 +35,9 @@ class ScanContext:
     today: date
     customer_numbers: frozenset[str] = frozenset()
     # fingerprint of a client identifier -> customer number (from the client register)
-    customer_by_fingerprint: dict[str, str] = field(default_factory=dict)
+    customer_by_fingerprint: CustomerLookup = field(default_factory=_no_customers)
+    # The loaded client register: names, phones and addresses of known clients.
+    client_register: RegisterIndex | None = None
     # Unknown persons: the NER callable (None when policy.person_name is off), folded staff names.
     person_spans: person_names.PersonSpans | None = None
     staff_names: frozenset[str] = frozenset()
@@ -46,8 +60,12 @@ def _person_names(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
     )
 
 
+def _client_register(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
+    return ctx.client_register.detect(text) if ctx.client_register is not None else ()
+
+
 # The one list of detectors every scan runs, in order.
-DETECTORS: list[Detector] = [_identity_numbers, _person_names]
+DETECTORS: list[Detector] = [_identity_numbers, _client_register, _person_names]
 
 
 def _location(part: str, text: str, offset: int) -> Location:

@@ -1,0 +1,599 @@
+"""Detector: known clients' names, phone numbers and street addresses, found by keyed hashes only.
+
+The register holds no name: every name, street and phone number of a client is turned into keyed
+hashes of its normalised words when the register is built. A text is searched the same way: its
+words are normalised and hashed, and a run of words whose combined hash is in the register is a
+finding. The hashes of a phrase are built word by word (a trie over hashes), so that the search
+stops at the first word that begins no client's name.
+
+Matching rules, and why:
+- Case and diacritics are folded (`Öberg` = `oberg` = `OBERG`), a hyphen is a space
+  (`Karl-Erik` = `Karl Erik`), and the genitive (`Anderssons`, `Lars'`, `Eva:s`) ends a name.
+- A name is a first name and the surname in either order (`Anna Andersson`, `Andersson Anna`,
+  `Andersson, Anna`), with the whole first-name field or any one of the client's first names.
+  A first name alone is never a finding; a surname alone after a title or care word
+  (`fru Andersson`, `brukaren Lind`) is a warning.
+- A word that is also an ordinary Swedish word (`berg`, `lind`, `ek`, `per`, `bo`, ...) counts as
+  a name only when it is not written all in lower case: "sten, berg och grus" is about rocks,
+  "Sten Berg" is a person. Every other name matches in any case, because a full name (two words
+  that belong to one client) is rare enough by chance, and staff do write names in lower case.
+  Words are whole tokens, so a name never matches inside another word (`Bergström`, `ekonomi`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from models.findings import Kind, Severity
+from models.register import Client
+from rules.fingerprint import fingerprint, mask_name
+from rules.hits import Hit
+from rules.normalize import NormalizedText
+from rules.words import TITLE_WORDS
+
+RULE = "client-register"
+
+# Names that are also ordinary words: in lower case they are the word, not the name.
+COMMON_WORD_NAMES = frozenset((
+    # surnames
+    "alm", "ask", "asp", "back", "backe", "berg", "bjork", "blad", "blom", "bro", "brand", "by",
+    "dal", "ek", "falk", "fors", "frost", "gran", "hall", "hamn", "hed", "hjort", "hok", "holm",
+    "kvist", "lax", "lilja", "lind", "lonn", "lund", "malm", "mark", "nord", "orn", "ring", "ros",
+    "sand", "sjo", "skog", "smed", "stark", "sten", "strand", "strom", "svan", "torp", "vall",
+    "vik", "lang", "kron", "hog", "udd", "lejon", "rask", "stjarna", "fisk", "bjorn",
+    # first names
+    "per", "bo", "dag", "inga", "sol", "liv", "hans", "stig", "maj", "tor", "saga", "klara",
+    "vera", "viola", "vide", "lo", "max", "love", "siv", "rut", "alf", "kim", "sam", "ida",
+    "eva", "tyra", "ester", "signe", "ture", "ella", "tove", "mio", "vilja", "idun", "frej",
+    # words in the name statistics that are function words
+    "och", "om", "som", "en", "ett", "men", "de", "den", "det", "att", "i", "pa", "av", "till",
+    "for", "med", "har", "var", "vi", "du", "jag", "kan", "ska",
+))
+
+# Letters that do not decompose into a base letter and a mark.
+_SPECIAL_FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
+                  "'": "", "’": "", "ʼ": ""}
+
+
+def _fold_table() -> dict[int, str]:
+    table: dict[int, str] = {ord(k): v for k, v in _SPECIAL_FOLDS.items()}
+    for code in range(0xC0, 0x250):
+        ch = chr(code)
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        if base and base != ch and code not in table:
+            table[code] = base.casefold()
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold(word: str) -> str:
+    """Case and diacritics folded, apostrophes dropped: `Öberg` -> `oberg`, `O'Neil` -> `oneil`."""
+    return word.casefold().translate(_FOLD)
+
+
+_TITLES = frozenset(fold(w) for w in TITLE_WORDS)
+
+# A word (apostrophes inside it belong to it), optionally with a genitive suffix that cannot be
+# read as part of the word (`Eva:s`, `Lars'`); a run of digits; a comma (`Andersson, Anna`).
+TOKEN = re.compile(
+    r"(?P<word>[^\W\d_]+(?:['’ʼ][^\W\d_]+)*)(?P<gen>:s(?![^\W\d_])|['’ʼ](?![^\W\d_]))?"
+    r"|(?P<num>\d+)|(?P<comma>,)"
+)
+# What may stand between two words of one name or address: spaces, one line break (with a
+# quote prefix), a hyphen or underscore (`Karl-Erik`, `anna_andersson.pdf`), a dot
+# (`anna.andersson@`), or nothing (`12B`).
+_GAP = re.compile(r"[ \t\u00a0\u202f]*(?:\r?\n[ \t>]*)?|[ \t]*[-\u2010-\u2015_][ \t]*|\.")
+# After a title, also an abbreviation's dot: `Hr. Berg`.
+_TITLE_GAP = re.compile(r"\.?[ \t\u00a0\u202f]*(?:\r?\n[ \t>]*)?")
+# A phone number as written: an international or trunk prefix, then digits and the separators
+# people group them with.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00|\(0|0)[\d \u00a0\-\u2010-\u2015()/.]{5,24}\d")
+_PHONE_HINT = re.compile(r"(?<!\d)[+0]\d")
+_DIGITS = re.compile(r"\d+")
+
+MASK64 = (1 << 64) - 1
+_MIX = 0x9E3779B97F4A7C15
+# Starting points of the hashed phrases, and the stand-ins for words that are not names.
+ROOT = 0x5BD1E9955BD1E995
+ROOT_PHONE = 0x27D4EB2F165667C5
+TITLE = 0x94D049BB133111EB
+COMMA = 0xBF58476D1CE4E5B9
+
+# What a phrase in the register is.
+FULL_NAME, REVERSED_NAME, TITLE_SURNAME, ADDRESS, PHONE = 1, 2, 3, 4, 5
+_PREFIX = 1  # bit 0: the phrase goes on in some client's name
+_CLIENT_SHIFT = 8  # bits 8-31: client number + 1; 0 when the phrase belongs to several clients
+_KIND_OF: dict[int, Kind] = {FULL_NAME: "client_name", REVERSED_NAME: "client_name",
+                             TITLE_SURNAME: "client_name", ADDRESS: "client_address",
+                             PHONE: "client_phone"}
+_SEVERITY_OF: dict[int, Severity] = {TITLE_SURNAME: "warn"}
+_AMBIGUOUS_PNR = 0xFFFFFFFF
+# Raw words remembered between messages before the memory is started afresh.
+CACHE_LIMIT = 400_000
+# How far after the first word of a candidate a name, address or phone number may reach.
+WINDOW = 240
+
+
+def index_key(fingerprint_key: bytes) -> bytes:
+    """The register's own key, derived from the fingerprint key: its hashes are no fingerprints."""
+    return hmac.new(fingerprint_key, b"brukarvakt/register-index/v1", hashlib.sha256).digest()
+
+
+def key_check(fingerprint_key: bytes) -> str:
+    """Tells whether a register was built with this key, without revealing the key."""
+    return hmac.new(fingerprint_key, b"brukarvakt/register-key-check/v1", hashlib.sha256).hexdigest()[:16]
+
+
+def mix(node: int, token: int) -> int:
+    """The hash of a phrase one word longer; never 0 (0 marks an empty slot)."""
+    z = ((node ^ token) * _MIX) & MASK64
+    return (z ^ (z >> 31)) or 1
+
+
+class KeyTable:
+    """64-bit keys to 32-bit values in two flat arrays (open addressing): 12 bytes a slot."""
+
+    __slots__ = ("keys", "values", "size")
+
+    def __init__(self, keys: array, values: array) -> None:  # type: ignore[type-arg]
+        if len(keys) != len(values) or not keys:
+            raise ValueError("key table: keys and values differ in length or are empty")
+        self.keys = keys
+        self.values = values
+        self.size = len(keys)
+
+    @classmethod
+    def build(cls, entries: dict[int, int], load: float = 0.6) -> KeyTable:
+        size = max(8, int(len(entries) / load) + 1)
+        keys = array("Q", bytes(8 * size))
+        values = array("I", bytes(4 * size))
+        for key, value in entries.items():
+            i = key % size
+            while keys[i]:
+                i = i + 1 if i + 1 < size else 0
+            keys[i] = key
+            values[i] = value
+        return cls(keys, values)
+
+    def get(self, key: int) -> int:
+        keys = self.keys
+        size = self.size
+        i = key % size
+        while True:
+            k = keys[i]
+            if k == key:
+                return int(self.values[i])
+            if not k:
+                return 0
+            i = i + 1 if i + 1 < size else 0
+
+    def __len__(self) -> int:
+        return sum(1 for k in self.keys if k)
+
+
+@dataclass(frozen=True)
+class RegisterTables:
+    """Everything the register file holds: customer numbers and keyed hashes."""
+
+    customer_numbers: tuple[str, ...]
+    phrases: KeyTable
+    personnummer: KeyTable
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning names, streets and phone numbers into words.
+
+
+def words(text: str) -> list[str]:
+    """The folded words of a name or street, hyphens as spaces."""
+    return [fold(m["word"]) for m in TOKEN.finditer(text) if m["word"]]
+
+
+def e164(phone: str) -> str | None:
+    """A phone number from the register in E.164 (`+46701740605`), or None if it is not valid."""
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(phone, "SE")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+_STREET = re.compile(r"^\s*(?P<street>[^\d,]*?[^\W\d_][^\d,]*?)\s*(?P<number>\d+)\s*(?P<letter>[^\W\d_])?(?![^\W\d_])")
+
+
+def street_address(address: str) -> tuple[list[str], str, str] | None:
+    """(street words, house number, entrance letter) of `Storgatan 12 B, 123 45 Ort`; None if no number."""
+    m = _STREET.match(address)
+    if m is None:
+        return None
+    street = words(m["street"])
+    if not street:
+        return None
+    return street, m["number"], fold(m["letter"] or "")
+
+
+def phone_candidates(written: str) -> Iterator[tuple[str, int]]:
+    """E.164 forms a written phone number may stand for, longest first, with how many characters they use.
+
+    A run such as `070-174 06 05 2 st` holds more digits than the number: every cut at a
+    separator is tried, longest first.
+    """
+    groups = list(_DIGITS.finditer(written))
+    international = written.startswith("+") or written.startswith("00")
+    for k in range(len(groups), 0, -1):
+        digits = "".join(g.group() for g in groups[:k])
+        if not 7 <= len(digits) <= 17:
+            continue
+        end = groups[k - 1].end()
+        if international:
+            digits = digits[2:] if written.startswith("00") else digits
+            yield "+" + digits, end
+            if digits.startswith("460"):  # +46 (0)70 ...: the trunk 0 written inside brackets
+                yield "+46" + digits[3:], end
+        elif digits.startswith("0"):
+            yield "+46" + digits[1:], end
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the register's tables.
+
+
+def _first_name_variants(first_names: str) -> list[list[str]]:
+    """The whole first-name field, and each first name alone (`Karl-Erik` keeps both its parts)."""
+    variants = [words(first_names)] + [words(name) for name in first_names.split()]
+    unique: list[list[str]] = []
+    for v in variants:
+        if v and v not in unique:
+            unique.append(v)
+    return unique
+
+
+@dataclass
+class _Builder:
+    key: bytes
+    entries: dict[int, int] = field(default_factory=dict)
+    hashes: dict[str, int] = field(default_factory=dict)
+
+    def token(self, word: str) -> int:
+        h = self.hashes.get(word)
+        if h is None:
+            h = token_hash(self.key, word)
+            self.hashes[word] = h
+        return h
+
+    def add(self, tokens: list[int], kind: int, split: int, client: int) -> None:
+        node = ROOT
+        for t in tokens[:-1]:
+            node = mix(node, t)
+            self.entries[node] = self.entries.get(node, 0) | _PREFIX
+        node = mix(node, tokens[-1])
+        new = kind << 1 | split << 4 | (client + 1) << _CLIENT_SHIFT
+        old = self.entries.get(node, 0)
+        if not old >> 1:
+            self.entries[node] = old | new
+        elif (old >> _CLIENT_SHIFT) != client + 1:
+            # Two clients share the phrase: it is still a client's, but not one customer number.
+            self.entries[node] = old & ((1 << _CLIENT_SHIFT) - 1)
+
+    def add_phone(self, number: str, client: int) -> None:
+        node = mix(ROOT_PHONE, self.token(number))
+        old = self.entries.get(node, 0)
+        new = PHONE << 1 | (client + 1) << _CLIENT_SHIFT
+        self.entries[node] = new if not old or (old >> _CLIENT_SHIFT) == client + 1 else PHONE << 1
+
+    def client(self, c: Client, index: int) -> None:
+        surname = [self.token(w) for w in words(c.last_name)]
+        if surname:
+            for first in _first_name_variants(c.first_names):
+                given = [self.token(w) for w in first]
+                self.add(given + surname, FULL_NAME, len(given), index)
+                self.add(surname + given, REVERSED_NAME, len(surname), index)
+                self.add(surname + [COMMA] + given, REVERSED_NAME, len(surname), index)
+            self.add([TITLE] + surname, TITLE_SURNAME, 1, index)
+        street = street_address(c.address) if c.address else None
+        if street:
+            names, number, letter = street
+            tokens = [self.token(w) for w in names] + [self.token(number)]
+            self.add(tokens, ADDRESS, len(names), index)
+            if letter:
+                self.add(tokens + [self.token(letter)], ADDRESS, len(names), index)
+        for phone in c.phones:
+            self.add_phone(phone, index)
+
+
+def token_hash(key: bytes, word: str) -> int:
+    digest = hashlib.blake2b(word.encode("utf-8"), key=key, digest_size=8).digest()
+    return int.from_bytes(digest, "little") or 1
+
+
+def personnummer_key(fp: str) -> int:
+    """The table key of a personnummer's fingerprint (its first 64 bits)."""
+    return int(fp[:16], 16) or 1
+
+
+def build(clients: Iterable[Client], fingerprint_key: bytes) -> RegisterTables:
+    """The register's tables from clients in clear; nothing readable survives into them."""
+    builder = _Builder(index_key(fingerprint_key))
+    numbers: list[str] = []
+    by_pnr: dict[int, int] = {}
+    for i, c in enumerate(clients):
+        numbers.append(c.customer_number)
+        builder.client(c, i)
+        k = personnummer_key(fingerprint(fingerprint_key, c.personnummer))
+        by_pnr[k] = i + 1 if k not in by_pnr else _AMBIGUOUS_PNR
+    return RegisterTables(tuple(numbers), KeyTable.build(builder.entries), KeyTable.build(by_pnr))
+
+
+# ---------------------------------------------------------------------------------------------
+# Searching a text.
+
+
+@dataclass(slots=True)
+class _Token:
+    start: int
+    end: int  # end of the word itself
+    end_genitive: int  # end including a genitive suffix such as `:s` or `'`
+    written: str
+    folded: str
+    kind: str  # word | num | comma
+    final: bool  # a genitive suffix ends the name here
+
+
+@dataclass
+class _Cache:
+    """Raw words (as `str.split` gives them) already known to begin nothing, or to begin something."""
+
+    nonstarts: set[str] = field(default_factory=set)
+    starts: set[str] = field(default_factory=set)
+    hashes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    start: int
+    end: int
+    value: int
+    canonical: str
+    masked: str
+
+
+class PersonnummerLookup:
+    """Fingerprint of a personnummer -> customer number, for the engine's `customer_by_fingerprint`."""
+
+    def __init__(self, tables: RegisterTables) -> None:
+        self._tables = tables
+
+    def get(self, fp: str, default: str | None = None) -> str | None:
+        value = self._tables.personnummer.get(personnummer_key(fp))
+        if not value or value == _AMBIGUOUS_PNR:
+            return default
+        return self._tables.customer_numbers[value - 1]
+
+
+class RegisterIndex:
+    """A loaded register, ready to search texts; shared by every message of a process."""
+
+    def __init__(self, tables: RegisterTables, fingerprint_key: bytes) -> None:
+        self.tables = tables
+        self.key = index_key(fingerprint_key)
+        self.customer_numbers = frozenset(tables.customer_numbers)
+        self.by_personnummer = PersonnummerLookup(tables)
+        self._cache = _Cache()
+        self._title_prefix = bool(self.tables.phrases.get(mix(ROOT, TITLE)) & _PREFIX)
+
+    def __len__(self) -> int:
+        return len(self.tables.customer_numbers)
+
+    def customer(self, value: int) -> str | None:
+        client = value >> _CLIENT_SHIFT
+        return self.tables.customer_numbers[client - 1] if client else None
+
+    def _hash(self, cache: _Cache, word: str) -> int:
+        h = cache.hashes.get(word)
+        if h is None:
+            h = token_hash(self.key, word)
+            cache.hashes[word] = h
+        return h
+
+    def _begins_something(self, cache: _Cache, raw: str) -> bool:
+        if _PHONE_HINT.search(raw):
+            return True
+        get = self.tables.phrases.get
+        for m in TOKEN.finditer(raw):
+            word = m["word"]
+            if not word or not _eligible(word):
+                continue
+            folded = fold(word)
+            if folded in _TITLES:
+                if self._title_prefix:
+                    return True
+                continue
+            if get(mix(ROOT, self._hash(cache, folded))) & _PREFIX:
+                return True
+        return False
+
+    def candidates(self, text: str) -> list[str]:
+        """Raw words of the text that may begin a client's name, address or phone number.
+
+        Almost every word of a message has been seen before: set operations in C sort them,
+        and only a new word costs a hash.
+        """
+        cache = self._cache
+        rest = set(text.split())
+        rest -= cache.nonstarts
+        found = []
+        for raw in rest:
+            if raw in cache.starts:
+                found.append(raw)
+            elif self._begins_something(cache, raw):
+                cache.starts.add(raw)
+                found.append(raw)
+            else:
+                cache.nonstarts.add(raw)
+        if len(cache.nonstarts) + len(cache.starts) > CACHE_LIMIT or len(cache.hashes) > CACHE_LIMIT:
+            self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
+        return found
+
+    def search(self, text: str) -> list[tuple[_Match, int]]:
+        """Every match in the text, overlaps resolved (the longer wins), as (match, value)."""
+        matches: dict[tuple[int, int], tuple[_Match, int]] = {}
+        done: set[int] = set()
+        for raw in self.candidates(text):
+            pos = text.find(raw)
+            while pos >= 0:
+                end = pos + len(raw)
+                if pos not in done and (pos == 0 or text[pos - 1].isspace()) and (
+                    end == len(text) or text[end].isspace()
+                ):
+                    done.add(pos)
+                    for m, value in self._at(text, pos, end):
+                        matches.setdefault((m.start, m.end), (m, value))
+                pos = text.find(raw, pos + 1)
+        chosen: list[tuple[_Match, int]] = []
+        taken: list[tuple[int, int]] = []
+        for m, value in sorted(matches.values(), key=lambda mv: (mv[0].start - mv[0].end, mv[0].start)):
+            if all(m.end <= s or m.start >= e for s, e in taken):
+                chosen.append((m, value))
+                taken.append((m.start, m.end))
+        return sorted(chosen, key=lambda mv: mv[0].start)
+
+    def _at(self, text: str, start: int, end: int) -> Iterator[tuple[_Match, int]]:
+        """Matches that begin in the raw word text[start:end]."""
+        if _PHONE_HINT.search(text, start, end):
+            yield from self._phones(text, start, end)
+        limit = min(len(text), end + WINDOW)
+        tokens = _tokens(text, start, limit)
+        for i, t in enumerate(tokens):
+            if t.start >= end:
+                break
+            if t.kind == "word":
+                yield from self._walk(text, tokens, i)
+
+    def _token_hash(self, t: _Token, cache: _Cache) -> int:
+        if t.kind == "comma":
+            return COMMA
+        if t.kind == "word" and t.folded in _TITLES:
+            return TITLE
+        return self._hash(cache, t.folded)
+
+    def _walk(self, text: str, tokens: list[_Token], first: int) -> Iterator[tuple[_Match, int]]:
+        get = self.tables.phrases.get
+        cache = self._cache
+        node = ROOT
+        for j in range(first, len(tokens)):
+            t = tokens[j]
+            if j > first:
+                prev = tokens[j - 1]
+                gap = _TITLE_GAP if prev.kind == "word" and prev.folded in _TITLES else _GAP
+                if gap.fullmatch(text, prev.end_genitive, t.start) is None:
+                    return
+            if t.kind == "word" and not _eligible(t.written):
+                return
+            h = self._token_hash(t, cache)
+            if t.kind != "comma" and j > first:
+                value = get(mix(node, h))
+                if value >> 1 & 7:
+                    yield self._match(text, tokens[first : j + 1], value, genitive=False), value
+                elif t.kind == "word" and not t.final and len(t.folded) > 2 and t.folded.endswith("s"):
+                    value = get(mix(node, self._hash(cache, t.folded[:-1])))
+                    if value >> 1 & 7:
+                        yield self._match(text, tokens[first : j + 1], value, genitive=True), value
+            if t.final:
+                return
+            node = mix(node, h)
+            if not get(node) & _PREFIX:
+                return
+
+    def _match(self, text: str, tokens: list[_Token], value: int, genitive: bool) -> _Match:
+        kind = value >> 1 & 7
+        split = value >> 4 & 15
+        if kind == TITLE_SURNAME:
+            tokens = tokens[1:]
+        tokens = [t for t in tokens if t.kind != "comma"]
+        written = [t.written for t in tokens]
+        if genitive:
+            written[-1] = written[-1][:-1].rstrip("'’ʼ")
+        # Within one part of a name a written hyphen stays (`Karl-Erik`); anything else is a space.
+        joins = ["-" if "-" in text[a.end : b.start] else " " for a, b in zip(tokens, tokens[1:], strict=False)]
+        start, end = tokens[0].start, tokens[-1].end_genitive
+        if kind in (FULL_NAME, REVERSED_NAME):
+            lead, trail = _join(written[:split], joins), _join(written[split:], joins[split:])
+            first, surname = (lead, trail) if kind == FULL_NAME else (trail, lead)
+            name = f"{first} {surname}"
+            return _Match(start, end, value, name.casefold(), mask_name(name))
+        if kind == TITLE_SURNAME:
+            surname = _join(written, joins)
+            return _Match(start, end, value, surname.casefold(), mask_name(surname))
+        street, number = " ".join(written[:split]), "".join(written[split:])
+        return _Match(start, end, value, f"{street} {number}".casefold(),
+                      f"{mask_name(street)} {'*' * len(number)}")
+
+    def _phones(self, text: str, start: int, end: int) -> Iterator[tuple[_Match, int]]:
+        limit = min(len(text), end + 40)
+        get = self.tables.phrases.get
+        cache = self._cache
+        for m in _PHONE.finditer(text, start, limit):
+            if m.start() >= end:
+                break
+            if m.end() == limit and limit < len(text):
+                continue  # cut by the window: read again from its own word
+            for number, used in phone_candidates(m.group()):
+                value = get(mix(ROOT_PHONE, self._hash(cache, number)))
+                if value >> 1 & 7 == PHONE:
+                    masked = number[:5] + "*" * (len(number) - 5)
+                    yield _Match(m.start(), m.start() + used, value, number, masked), value
+                    break
+
+    def detect(self, text: NormalizedText) -> Iterator[Hit]:
+        for m, value in self.search(text.text):
+            kind = value >> 1 & 7
+            start, end = text.span_to_original(m.start, m.end)
+            yield Hit(
+                rule=RULE,
+                kind=_KIND_OF[kind],
+                severity=_SEVERITY_OF.get(kind, "block"),
+                start=start,
+                end=end,
+                canonical=m.canonical,
+                masked=m.masked,
+                customer_number=self.customer(value),
+            )
+
+
+def _eligible(written: str) -> bool:
+    """A common word in lower case is the word, not a name."""
+    return not (written.islower() and fold(written) in COMMON_WORD_NAMES)
+
+
+def _join(words_: list[str], separators: list[str]) -> str:
+    out = ""
+    for i, w in enumerate(words_):
+        out += w if i == 0 else separators[i - 1] + w
+    return out
+
+
+def _tokens(text: str, start: int, limit: int) -> list[_Token]:
+    found = []
+    for m in TOKEN.finditer(text, start, limit):
+        if m["word"]:
+            gen_end = m.end()
+            found.append(_Token(m.start(), m.end("word"), gen_end, m["word"], fold(m["word"]), "word",
+                                bool(m["gen"])))
+        elif m["num"]:
+            found.append(_Token(m.start(), m.end(), m.end(), m["num"], m["num"], "num", False))
+        else:
+            found.append(_Token(m.start(), m.end(), m.end(), ",", ",", "comma", False))
+    return found
+
