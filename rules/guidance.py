@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from models.findings import Finding, Kind
 
 WHAT: dict[Kind, str] = {
@@ -41,3 +43,32 @@ def describe(finding: Finding) -> str:
     """One line about a finding, without the identifier: kind, masked form, where."""
     where = f"{finding.location.part}, rad {finding.location.line}"
     return f"{WHAT[finding.kind]} ({finding.masked}) i {where}. {finding.suggestion}"
+
+
+# Where a finding was, as a sender would say it: a location's part (`header:Subject`,
+# `body:text/plain`, `attachment:lista.csv`, nested with `/`) -> Swedish. First match wins.
+_NESTED = re.compile(r"/(?=header:|body|attachment:|filename|message)")
+PLACES: tuple[tuple[str, str], ...] = (
+    ("header:Subject", "ämnesraden"),
+    ("header:", "rubrikfältet {}"),
+    ("body", "meddelandetexten"),
+    ("attachment:(", "en bilaga {}"),
+    ("attachment:", "bilagan {}"),
+    ("filename", "en bilagas filnamn"),
+    ("message", "ett bifogat meddelande"),
+    ("text", "texten"),
+)
+
+
+def place(part: str) -> str:
+    """`attachment:brev.eml/header:Subject` -> `bilagan brev.eml, ämnesraden`."""
+    out = []
+    for piece in _NESTED.split(part):
+        for prefix, words in PLACES:
+            if piece.startswith(prefix):
+                rest = piece[len(prefix) :].removesuffix(")") if "{}" in words else ""
+                out.append(words.format(rest))
+                break
+        else:
+            out.append(piece)
+    return ", ".join(out)
