@@ -87,6 +87,8 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".gz": archives.compressed,
     ".bz2": archives.compressed,
     ".xz": archives.compressed,
+    ".7z": archives.unsupported_archive,
+    ".rar": archives.unsupported_archive,
     ".eml": messages.eml,
     ".msg": messages.outlook_msg,
     ".png": images.image,
@@ -100,19 +102,26 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".webp": images.image,
 }
 # Types that say little about the content: the file name decides when it names a format.
-VAGUE_TYPES = frozenset(("application/octet-stream", "application/x-download", "application/download",
-                         "application/force-download", "application/binary", "text/plain",
-                         "application/zip", "application/x-zip-compressed"))
+VAGUE_TYPES = frozenset(
+    (
+        "application/octet-stream",
+        "application/x-download",
+        "application/download",
+        "application/force-download",
+        "application/binary",
+        "application/zip",
+        "application/x-zip-compressed",
+    )
+)
 # Types whose generic fallback is plain text (any text/* not named above).
 TEXT_PREFIX = "text/"
-# Zip-based formats whose own type is often lost on the way (sent as application/zip).
-ZIP_BASED = frozenset((office.docx, office.xlsx, office.odt, office.ods))
 
 
 def extractor_for(name: str, content_type: str) -> Extractor | None:
     lower = name.lower()
-    by_name = BY_EXTENSION.get(".tar" if lower.endswith((".tar.gz", ".tar.bz2", ".tar.xz"))
-                               else PurePosixPath(lower).suffix)
+    by_name = BY_EXTENSION.get(
+        ".tar" if lower.endswith((".tar.gz", ".tar.bz2", ".tar.xz")) else PurePosixPath(lower).suffix
+    )
     if content_type in VAGUE_TYPES and by_name is not None:
         return by_name
     found = BY_TYPE.get(content_type)
@@ -127,6 +136,40 @@ def extractor_for(name: str, content_type: str) -> Extractor | None:
     return None
 
 
+# Magic numbers: what a file is when neither its type nor its name says so.
+MAGIC: tuple[tuple[bytes, Extractor], ...] = (
+    (b"%PDF-", pdf.pdf),
+    (b"PK\x03\x04", archives.zip_archive),
+    (b"PK\x05\x06", archives.zip_archive),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", office.compound_file),
+    (b"\x89PNG", images.image),
+    (b"\xff\xd8\xff", images.image),
+    (b"II*\x00", images.image),
+    (b"MM\x00*", images.image),
+    (b"GIF8", images.image),
+    (b"{\\rtf", textual.rtf),
+    (b"\x1f\x8b", archives.compressed),
+    (b"BZh", archives.compressed),
+    (b"\xfd7zXZ\x00", archives.compressed),
+)
+
+
+# Share of a sample that must be printable for a file of no known kind to be read as text.
+TEXT_SHARE = 0.95
+
+
+def sniff(data: bytes) -> Extractor | None:
+    head = data[:16]
+    for magic, extractor in MAGIC:
+        if head.startswith(magic):
+            return extractor
+    sample = textual.decode_text(data[:4096], None)
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in sample)
+    if sample and printable >= TEXT_SHARE * len(sample):
+        return textual.plain
+    return None
+
+
 def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
     """Add the attachment's text to `out`; what cannot be read goes to `out.unscanned`."""
 
@@ -135,7 +178,7 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
             raise Unreadable(f"nested deeper than {limits.max_mime_depth} levels")
         extract(member, into, limits)
 
-    extractor = extractor_for(att.name, att.content_type)
+    extractor = extractor_for(att.name, att.content_type) or sniff(att.data)
     if extractor is None:
         out.unreadable(att.part, att.content_type, "format not supported")
         return

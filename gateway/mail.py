@@ -295,6 +295,15 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
     )
 
 
+def extract_into(data: bytes, out: Extracted, limits: Limits, prefix: str, depth: int) -> None:
+    """A message found inside an attachment (an .eml in a zip): same walk, same budgets as its carrier."""
+    msg = parse(data)
+    walker = _Walker(limits)
+    walker.out = out
+    walker.headers(msg, prefix)
+    walker.walk(msg, prefix, depth)
+
+
 def _headers(msg: Message, name: str) -> list[str]:
     wanted = name.lower()
     return [decode_header_value(str(v)) for k, v in msg.raw_items() if k.lower() == wanted]

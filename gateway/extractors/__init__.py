@@ -1,0 +1,1 @@
+"""Text extractors, one module per family of formats; gateway.attachments chooses among them."""

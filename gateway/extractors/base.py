@@ -1,0 +1,210 @@
+"""What every extractor shares: the attachment, the growing result, limits, and the unscannable."""
+
+from __future__ import annotations
+
+import re
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from models.config import Limits
+from models.findings import Segment, Unscanned
+
+
+class Unreadable(Exception):
+    """The attachment cannot be read (encrypted, over a limit, broken); the reason is shown."""
+
+
+@dataclass
+class Extracted:
+    """Everything taken from one message so far; its counters are the message's budgets."""
+
+    segments: list[Segment] = field(default_factory=list)
+    unscanned: list[Unscanned] = field(default_factory=list)
+    extracted_bytes: int = 0
+    unpacked_bytes: int = 0
+    ocr_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, part: str, text: str, limits: Limits) -> None:
+        self.extracted_bytes += len(text)
+        if self.extracted_bytes > limits.max_extracted_bytes:
+            raise Unreadable(f"more than {limits.max_extracted_bytes} bytes of text extracted")
+        if text:
+            self.segments.append(Segment(part=part, text=text))
+
+    def unpack(self, size: int, limits: Limits) -> None:
+        """Count bytes about to be unpacked; refuse before reading what would pass the limit."""
+        self.unpacked_bytes += size
+        if self.unpacked_bytes > limits.max_unpacked_bytes:
+            raise Unreadable(f"more than {limits.max_unpacked_bytes} bytes unpacked from archives")
+
+    def seconds_left(self, limits: Limits) -> float:
+        return limits.scan_timeout_seconds - (time.monotonic() - self.started)
+
+    def check_time(self, limits: Limits) -> None:
+        if self.seconds_left(limits) <= 0:
+            raise Unreadable(f"reading took longer than {limits.scan_timeout_seconds:g} s")
+
+    def unreadable(self, part: str, content_type: str, reason: str) -> None:
+        self.unscanned.append(Unscanned(name=part, content_type=content_type, reason=reason))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    part: str  # location prefix, e.g. "attachment:lista.csv"
+    name: str
+    content_type: str
+    data: bytes
+    charset: str | None
+    depth: int
+
+    def member(
+        self,
+        name: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        charset: str | None = None,
+        label: str | None = None,
+    ) -> Attachment:
+        """A file inside this one (archive member, embedded file), one level deeper."""
+        return Attachment(
+            part=f"{self.part}/{label or name}",
+            name=name,
+            content_type=content_type,
+            data=data,
+            charset=charset,
+            depth=self.depth + 1,
+        )
+
+
+Recurse = Callable[[Attachment, Extracted], None]
+# An extractor adds the attachment's text to `out` (or raises Unreadable); `recurse` lets
+# container formats hand their members back to the dispatcher.
+Extractor = Callable[[Attachment, Extracted, Limits, Recurse], None]
+
+
+# Spreadsheets and CSV exports write long numbers as floats: 194503121234.0 or 1.94503121234E+11.
+_FLOAT_TEXT = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:\.\d+)?)[eE]\+?(\d{1,2})(?![\w.])|(?<![\w.])(\d{6,15})\.0+(?![\w.])"
+)
+# Beyond this a float no longer holds every digit exactly.
+MAX_EXACT_DIGITS = 15
+
+
+def number_text(value: float | int) -> str:
+    """A cell's number as its digits: integral floats without ".0" and without an exponent."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 10**MAX_EXACT_DIGITS:
+        return str(int(value))
+    return str(value)
+
+
+def expand_float_text(text: str) -> str:
+    """1.94503121234E+11 and 194503121234.0 written as text become 194503121234."""
+
+    def expand(m: re.Match[str]) -> str:
+        if m.group(3):
+            return m.group(3)
+        mantissa, exponent = m.group(1), int(m.group(2))
+        digits = mantissa.replace(".", "")
+        shift = exponent - (len(mantissa.split(".")[1]) if "." in mantissa else 0)
+        if shift < 0 or len(digits) + shift > MAX_EXACT_DIGITS:
+            return m.group(0)
+        return digits + "0" * shift
+
+    return _FLOAT_TEXT.sub(expand, text)
+
+
+# What a digit-only number format may hold besides its placeholders.
+_FORMAT_LITERALS = frozenset("-+ \u00a0/")
+
+
+def format_digits(value: float | int, number_format: str | None) -> str | None:
+    """A whole number shown through a digit-only format such as 000000-0000 (how Excel pads a
+    leading zero back onto a personnummer); None when the format is not one of those."""
+    if not number_format or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    fmt = number_format.split(";")[0].replace("\\", "").replace('"', "")
+    if "0" not in fmt or any(ch not in "0#" and ch not in _FORMAT_LITERALS for ch in fmt):
+        return None
+    digits = str(abs(int(value))).rjust(fmt.count("0"), "0")
+    slots = [i for i, ch in enumerate(fmt) if ch in "0#"]
+    shown = list(fmt)
+    extra = max(0, len(digits) - len(slots))
+    padded = [""] * max(0, len(slots) - len(digits)) + list(digits[extra:])
+    for i, digit in zip(slots, padded, strict=True):
+        shown[i] = digit
+    # Excel writes the digits that do not fit before the first placeholder.
+    return (digits[:extra] + "".join(shown)).strip()
+
+
+# ---- zip containers: archives and the Office/OpenDocument formats built on them -------------------
+
+ENCRYPTED_FLAG = 0x1
+AES_METHOD = 99
+# Below this size a high ratio is ordinary (a page of spaces); above it, a sign of a zip bomb.
+RATIO_FLOOR_BYTES = 1024 * 1024
+CHUNK = 64 * 1024
+
+
+def open_zip(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile:
+    """The archive, after its directory has been checked against every limit and for encryption."""
+    import io
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(att.data))
+    except zipfile.BadZipFile:
+        raise Unreadable("not a readable zip archive") from None
+    infos = zf.infolist()
+    if len(infos) > limits.max_archive_members:
+        raise Unreadable(f"more than {limits.max_archive_members} files in the archive")
+    declared = 0
+    for info in infos:
+        if info.flag_bits & ENCRYPTED_FLAG or info.compress_type == AES_METHOD:
+            raise Unreadable("encrypted (password-protected)")
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > limits.max_compression_ratio * max(
+            info.compress_size, 1
+        ):
+            raise Unreadable(f"compression ratio above {limits.max_compression_ratio:g} (zip bomb?)")
+        declared += info.file_size
+    if declared > limits.max_unpacked_bytes:
+        raise Unreadable(f"archive unpacks to more than {limits.max_unpacked_bytes} bytes")
+    return zf
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Extracted, limits: Limits) -> bytes:
+    """A member's bytes, read in chunks and never past what its header declares."""
+    out.unpack(info.file_size, limits)
+    out.check_time(limits)
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        with zf.open(info) as stream:
+            for chunk in _chunks(stream, info.file_size + 1):
+                got += len(chunk)
+                if got > info.file_size:  # a header that lies about the size
+                    raise Unreadable(f"{info.filename}: holds more than its declared size")
+                chunks.append(chunk)
+    except NotImplementedError:
+        raise Unreadable("compression method not supported") from None
+    except RuntimeError as e:  # zipfile's word for a password it was not given
+        if "encrypted" in str(e) or "password" in str(e):
+            raise Unreadable("encrypted (password-protected)") from None
+        raise
+    return b"".join(chunks)
+
+
+def _chunks(stream: IO[bytes], limit: int) -> Iterator[bytes]:
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk

@@ -1,0 +1,101 @@
+"""Messages inside messages: .eml files (in archives or badly labelled) and Outlook .msg, recursively."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.extractors.base import Attachment, Extracted, Recurse, Unreadable
+from gateway.text import decode_bytes, html_to_text
+from models.config import Limits
+
+# Outlook's fields a person writes or sees, by extract-msg's names, with the header each stands for.
+MSG_FIELDS = (
+    ("subject", "Subject"),
+    ("sender", "From"),
+    ("to", "To"),
+    ("cc", "Cc"),
+    ("bcc", "Bcc"),
+    ("location", "Location"),
+)
+# Message classes whose body is encrypted (S/MIME): nothing of them can be read.
+ENCRYPTED_CLASSES = ("ipm.note.smime",)
+
+
+def eml(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    from gateway import mail
+
+    mail.extract_into(att.data, out, limits, f"{att.part}/", att.depth + 1)
+
+
+def outlook_msg(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    import extract_msg
+
+    message = extract_msg.openMsg(att.data, strict=False, delayAttachments=False)
+    try:
+        _msg_contents(message, att, out, limits, recurse)
+    finally:
+        message.close()
+
+
+def _msg_contents(message: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    if att.depth > limits.max_mime_depth:
+        raise Unreadable(f"nested deeper than {limits.max_mime_depth} levels")
+    out.check_time(limits)
+    class_type = str(getattr(message, "classType", "") or "").lower()
+    if class_type.startswith(ENCRYPTED_CLASSES) and "multipartsigned" not in class_type:
+        raise Unreadable("encrypted (S/MIME)")
+    for field, header in MSG_FIELDS:
+        value = _safe(message, field)
+        if value:
+            out.add(f"{att.part}/header:{header}", str(value), limits)
+    out.add(f"{att.part}/body:text/plain", _body(message), limits)
+    for item in getattr(message, "attachments", None) or []:
+        _msg_attachment(item, att, out, limits, recurse)
+
+
+def _body(message: Any) -> str:
+    # No _safe here: a body that cannot be read makes the message unscannable, never skipped.
+    body = getattr(message, "body", None)
+    if body:
+        return str(body)
+    html = getattr(message, "htmlBody", None)
+    if html:
+        return html_to_text(decode_bytes(html) if isinstance(html, bytes) else str(html))
+    rtf = getattr(message, "rtfBody", None)
+    if rtf:
+        from striprtf.striprtf import rtf_to_text
+
+        return str(
+            rtf_to_text(rtf.decode("latin-1") if isinstance(rtf, bytes) else str(rtf), errors="replace")
+        )
+    return ""
+
+
+def _msg_attachment(item: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    name = str(_safe(item, "longFilename") or _safe(item, "shortFilename") or _safe(item, "name") or "bilaga")
+    try:
+        data = item.data
+    except Exception as e:  # the library's failure on this one attachment
+        data = None
+        reason = f"cannot be read ({type(e).__name__})"
+    else:
+        reason = "attachment of a kind that cannot be read"
+    if data is None:
+        out.unreadable(f"{att.part}/{name}", "application/vnd.ms-outlook", reason)
+    elif isinstance(data, bytes):
+        ctype = str(_safe(item, "mimetype") or "application/octet-stream")
+        recurse(att.member(name, data, ctype), out)
+    else:  # an embedded message (a forwarded item): its fields and attachments in turn
+        inner = att.member(name if name != "bilaga" else "meddelande.msg", b"", "application/vnd.ms-outlook")
+        try:
+            _msg_contents(data, inner, out, limits, recurse)
+        except Unreadable as e:
+            out.unreadable(inner.part, inner.content_type, str(e))
+
+
+def _safe(obj: Any, attribute: str) -> Any:
+    """An attribute extract-msg computes on access; a broken property reads as missing."""
+    try:
+        return getattr(obj, attribute, None)
+    except Exception:  # a library failure on one property must not hide the others
+        return None

@@ -1,0 +1,95 @@
+"""PDF: the text layer of every page, form fields, comments, embedded files, and scanned pages by OCR."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from gateway.extractors.base import Attachment, Extracted, Recurse, Unreadable
+from models.config import Limits
+
+METADATA_KEYS = ("/Title", "/Subject", "/Author", "/Keywords")
+
+
+def pdf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    reader = PdfReader(io.BytesIO(att.data), strict=False)
+    if reader.is_encrypted:
+        # An owner password alone (printing or copying refused) still opens with an empty one.
+        try:
+            opened = bool(reader.decrypt(""))
+        except (DependencyError, NotImplementedError):
+            opened = False
+        if not opened:
+            raise Unreadable("encrypted (password-protected)")
+    try:
+        pages = len(reader.pages)
+    except FileNotDecryptedError:
+        raise Unreadable("encrypted (password-protected)") from None
+    if pages > limits.max_pages:
+        raise Unreadable(f"more than {limits.max_pages} pages")
+    _properties(att, reader, out, limits)
+    cache: dict[str, str] = {}
+    for number, page in enumerate(reader.pages, 1):
+        out.check_time(limits)
+        part = f"{att.part}/sida {number}"
+        out.add(part, page.extract_text() or "", limits)
+        out.add(f"{part}/kommentarer", _annotations(page), limits)
+        _page_images(page, part, out, limits, cache)
+    fields = reader.get_fields() or {}
+    values = [_field_text(f.get("/V")) for f in fields.values() if isinstance(f, dict)]
+    out.add(f"{att.part}/formulär", "\n".join(v for v in values if v), limits)
+    for name, contents in (reader.attachments or {}).items():
+        for data in contents:
+            recurse(att.member(name, data), out)
+
+
+def _properties(att: Attachment, reader: Any, out: Extracted, limits: Limits) -> None:
+    info = reader.metadata or {}
+    values = [str(info.get(key)) for key in METADATA_KEYS if info.get(key)]
+    out.add(f"{att.part}/egenskaper", "\n".join(values), limits)
+
+
+def _annotations(page: Any) -> str:
+    texts: list[str] = []
+    for ref in page.get("/Annots") or []:
+        annot = ref.get_object()
+        for key in ("/Contents", "/T", "/RC"):
+            value = annot.get(key)
+            if value:
+                texts.append(str(value))
+    return "\n".join(texts)
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "\n".join(str(v) for v in value)
+    return str(value).lstrip("/")
+
+
+def _page_images(page: Any, part: str, out: Extracted, limits: Limits, cache: dict[str, str]) -> None:
+    """Scanned pages are pictures: each image on the page is read by text recognition."""
+    from gateway import ocr
+
+    for declared in _declared_image_sizes(page):
+        if declared > limits.max_image_pixels:
+            raise Unreadable(f"{part}: image larger than {limits.max_image_pixels} pixels")
+    for picture in page.images:
+        out.check_time(limits)
+        out.add(f"{part}/bild", ocr.recognize(picture.image, out, limits, cache), limits)
+
+
+def _declared_image_sizes(page: Any) -> list[int]:
+    """Width x height of the page's images as their dictionaries declare, before any is decoded."""
+    sizes: list[int] = []
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources else None
+    for ref in xobjects.get_object().values() if xobjects else []:
+        obj = ref.get_object()
+        if obj.get("/Subtype") == "/Image":
+            sizes.append(int(obj.get("/Width", 0)) * int(obj.get("/Height", 0)))
+    return sizes

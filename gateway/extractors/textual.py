@@ -1,0 +1,220 @@
+"""Text formats: plain text and CSV in any charset, HTML, XML, RTF, calendar invitations, contact cards."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+
+from gateway.extractors.base import Attachment, Extracted, Recurse, Unreadable, expand_float_text
+from gateway.text import decode_bytes, html_to_text
+from models.config import Limits
+
+# Byte order marks, longest first (UTF-32 LE starts like UTF-16 LE).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Share of NUL bytes at odd (or even) positions above which text is UTF-16 without a mark.
+UTF16_NUL_SHARE = 0.3
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Any charset: a byte order mark first, then UTF-16 without a mark, then the declared
+    charset with UTF-8 and cp1252 after it (Excel's "Unicode text" export is UTF-16 LE)."""
+    for bom, codec in BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    sample = data[:4096]
+    if len(sample) >= 4 and b"\x00" in sample:
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        half = len(sample) / 2
+        if odd > UTF16_NUL_SHARE * half and even < odd / 4:
+            return data.decode("utf-16-le", errors="replace")
+        if even > UTF16_NUL_SHARE * half and odd < even / 4:
+            return data.decode("utf-16-be", errors="replace")
+    if charset and charset.strip().strip('"').lower().replace("_", "-") in ("utf-16", "utf-32", "ucs-2"):
+        try:
+            return data.decode(charset.strip().strip('"'))
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return decode_bytes(data, charset)
+
+
+def plain(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    out.add(att.part, decode_text(att.data, att.charset), limits)
+
+
+def csv(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    # Exports from spreadsheets write long numbers as 1.94503121234E+11 or 194503121234.0.
+    out.add(att.part, expand_float_text(decode_text(att.data, att.charset)), limits)
+
+
+def html(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    out.add(att.part, html_to_text(decode_text(att.data, att.charset)), limits)
+
+
+def xml(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    """Every element's text and every attribute value, one per line; entities are never expanded."""
+    from lxml import etree
+
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=False,
+        recover=False,
+    )
+    try:
+        root = etree.fromstring(att.data, parser)
+    except etree.XMLSyntaxError:
+        # Not well-formed: the raw text still holds every character a reader could see.
+        out.add(att.part, decode_text(att.data, att.charset), limits)
+        return
+    lines: list[str] = []
+    for node in root.iter():
+        for value in node.attrib.values():
+            lines.append(value)
+        if node.text and node.text.strip():
+            lines.append(node.text)
+        if node.tail and node.tail.strip():
+            lines.append(node.tail)
+    out.add(att.part, "\n".join(lines), limits)
+
+
+def rtf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    from striprtf.striprtf import rtf_to_text
+
+    raw = att.data.decode("latin-1")  # RTF is 7-bit; \'hh escapes carry the code page's bytes
+    codepage = re.search(r"\\ansicpg(\d+)", raw[:2048])
+    encoding = f"cp{codepage.group(1)}" if codepage else "cp1252"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "cp1252"
+    out.add(att.part, rtf_to_text(raw, encoding=encoding, errors="replace"), limits)
+
+
+# ---- calendar invitations (RFC 5545) and contact cards (RFC 6350, vCard 2.1) ------------------------
+
+_FOLD = re.compile(r"\r?\n[ \t]")
+# vCard 2.1 quoted-printable: a line ending in "=" goes on at the next line.
+_QP_SOFT_BREAK = re.compile(r"=\r?\n")
+_ESCAPE = re.compile(r"\\([nN,;:\\])")
+# Properties whose value is a binary file in base64: handed on as an attachment of their own.
+BINARY_PROPERTIES = {"PHOTO": "image", "LOGO": "image", "ATTACH": "file", "SOUND": "audio", "KEY": "key"}
+# Properties that are machinery, not something a person wrote.
+SKIPPED_PROPERTIES = frozenset(
+    (
+        "BEGIN",
+        "END",
+        "VERSION",
+        "PRODID",
+        "UID",
+        "DTSTAMP",
+        "CREATED",
+        "LAST-MODIFIED",
+        "SEQUENCE",
+        "CALSCALE",
+        "METHOD",
+        "REV",
+        "TZID",
+        "TZOFFSETFROM",
+        "TZOFFSETTO",
+        "X-MS-OLK-CONFTYPE",
+    )
+)
+
+
+def _unfold(text: str) -> list[str]:
+    return _FOLD.sub("", text).splitlines()
+
+
+def _params(head: str) -> tuple[str, dict[str, str]]:
+    """NAME;PARAM=VALUE;... (and vCard 2.1's bare TYPE values such as ;QUOTED-PRINTABLE)."""
+    pieces = head.split(";")
+    name = pieces[0].rpartition(".")[2].upper()  # drop a vCard group prefix such as item1.
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        key, eq, value = piece.partition("=")
+        if eq:
+            params[key.strip().upper()] = value.strip().strip('"')
+        elif piece.strip().upper() in ("QUOTED-PRINTABLE", "BASE64", "B"):
+            params["ENCODING"] = piece.strip().upper()
+    return name, params
+
+
+def _lines_with_qp(text: str) -> list[str]:
+    # A quoted-printable value's soft line breaks are not folding: join them before unfolding.
+    joined: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw
+        if "QUOTED-PRINTABLE" in line.upper().split(":", 1)[0] and line.endswith("="):
+            pending = line[:-1]
+            continue
+        pending = ""
+        joined.append(line)
+    if pending:
+        joined.append(pending)
+    return _unfold("\n".join(joined))
+
+
+def _card_text(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    text = decode_text(att.data, att.charset)
+    lines: list[str] = []
+    for number, line in enumerate(_lines_with_qp(text), 1):
+        head, colon, value = line.partition(":")
+        if not colon:
+            lines.append(line)
+            continue
+        name, params = _params(head)
+        encoding = params.get("ENCODING", "").upper()
+        if encoding in ("B", "BASE64") or (name in BINARY_PROPERTIES and params.get("VALUE") == "BINARY"):
+            _binary_property(att, recurse, out, name, params, value, number)
+            continue
+        if name in SKIPPED_PROPERTIES:
+            continue
+        if encoding == "QUOTED-PRINTABLE":
+            charset = params.get("CHARSET", "utf-8")
+            value = decode_bytes(quopri.decodestring(value.encode("latin-1", "replace")), charset)
+        value = _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+        # Parameters can hold text too (CN= of an attendee is a person's name).
+        shown = [v for k, v in params.items() if k in ("CN", "LABEL")]
+        lines.append(" ".join([*shown, value]))
+    out.add(att.part, "\n".join(lines), limits)
+
+
+def _binary_property(
+    att: Attachment,
+    recurse: Recurse,
+    out: Extracted,
+    name: str,
+    params: dict[str, str],
+    value: str,
+    number: int,
+) -> None:
+    try:
+        data = base64.b64decode(value, validate=False)
+    except (binascii.Error, ValueError):
+        raise Unreadable(f"{name} on line {number}: broken base64") from None
+    media = params.get("FMTTYPE") or params.get("MEDIATYPE") or ""
+    kind = params.get("TYPE", "").lower()
+    if not media and BINARY_PROPERTIES.get(name) == "image" and kind:
+        media = f"image/{kind}"
+    filename = params.get("X-FILENAME") or params.get("FILENAME") or f"{name.lower()}-{number}"
+    recurse(att.member(filename, data, media or "application/octet-stream"), out)
+
+
+def calendar(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    _card_text(att, out, limits, recurse)
+
+
+def vcard(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+    _card_text(att, out, limits, recurse)
