@@ -171,7 +171,7 @@ class Gateway:
     def __init__(self, folder: Path, sink_port: int, scan: bool, workers: int) -> None:
         self.port = free_port()
         state = folder / ("scan" if scan else "passthrough")
-        state.mkdir()
+        state.mkdir(parents=True)
         self.config = state / "brukarvakt.yaml"
         # Trusted upstream: smtp-source stands in for Postfix in front, which is how the gateway
         # is deployed; identity is then nobody's (staff rules), and clean mail passes.

@@ -49,6 +49,9 @@ policy:
     - {{address: "{STAFF}", name: "Anna Lind"}}
     - {{address: "{MANAGER}", name: "Karin Berg"}}
   on_block: reject
+  # Person names from the language model are the gateway tests' subject; these tests are about
+  # the mail path, and must not depend on the model being built.
+  person_name: "off"
 """,
         encoding="utf-8",
     )

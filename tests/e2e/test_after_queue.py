@@ -43,6 +43,7 @@ def test_a_staff_members_message_with_a_personnummer_bounces_to_the_sender_with_
     assert diagnostic is not None, text
     assert "550" in diagnostic.group(1) and "5.7.1" in diagnostic.group(1)
     assert "kundnummer" in diagnostic.group(1).lower()
+    assert f"{pnr[2:8]}-****" in diagnostic.group(1), "the guidance names what it found, masked"
     # The returned message is its headers only: neither the guidance nor the rest holds the number.
     assert not any(form in bounce.text for form in written_forms(pnr))
     assert [m for m in after_queue.sink.holding(tag) if m.mail_from == STAFF] == []

@@ -37,6 +37,7 @@ def test_a_staff_members_message_with_a_personnummer_is_refused_with_guidance_in
     assert refused.value.smtp_code == 550
     assert reply.startswith("5.7.1")
     assert "kundnummer" in reply.lower(), reply
+    assert f"{pnr[2:8]}-****" in reply, "the guidance names what it found, masked"
     assert not any(form in reply for form in written_forms(pnr)), reply
     assert before_queue.sink.holding(tag) == []
 
