@@ -301,7 +301,7 @@ def test_audit_report_refuses_a_bad_date_in_one_line(
 
 
 def test_a_decision_about_a_message_full_of_test_numbers_leaves_none_in_the_audit_file(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
     p0, p1, p2, p3 = (test_personnummer(i) for i in (10, 200, 1200, 1900))
@@ -343,3 +343,10 @@ def test_a_decision_about_a_message_full_of_test_numbers_leaves_none_in_the_audi
     entry = json.loads(written)
     assert [f["fingerprint"] for f in entry["findings"]] == [f.fingerprint for f in findings]
     assert verify(path) == (1, [])
+    config = tmp_path / "config.yaml"
+    config.write_text("audit: {path: audit.jsonl}\n", encoding="utf-8")
+    for command in (["verify"], ["report"], ["report", "--format", "csv"]):
+        assert main(["audit", "--config", str(config), *command]) == 0
+    printed = capsys.readouterr()
+    assert engine.hits(printed.out + printed.err, ctx) == []
+    assert "personnummer" in printed.out  # the report ran over the entry

@@ -44,6 +44,7 @@ class Sink:
     hang: bool = False  # never answer the end of DATA
     drop: bool = False  # close the connection at the end of DATA
     received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    mail_options: list[list[str]] = field(default_factory=list)
     tls_seen: list[bool] = field(default_factory=list)
 
     async def handle_RCPT(
@@ -61,6 +62,7 @@ class Sink:
             server.transport.close()
             return None
         self.tls_seen.append(session.ssl is not None)
+        self.mail_options.append(list(envelope.mail_options))
         if self.data_reply.startswith("250"):
             self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
         return self.data_reply
@@ -107,6 +109,38 @@ async def test_the_message_bytes_arrive_unchanged_8bit_and_leading_dots_included
 ) -> None:
     await deliver(config_with(next_hop.hop, tmp_path), "anna@kommun.example", ["bo@example.org"], MESSAGE)
     assert next_hop.sink.received[0][2] == MESSAGE
+
+
+async def test_8bit_content_is_announced_as_body_8bitmime(next_hop: Running, tmp_path: Path) -> None:
+    await deliver(config_with(next_hop.hop, tmp_path), "anna@kommun.example", ["bo@example.org"], MESSAGE)
+    assert "BODY=8BITMIME" in next_hop.sink.mail_options[0]
+
+
+async def test_a_non_ascii_address_goes_with_smtputf8_to_a_hop_that_offers_it(
+    next_hop: Running, tmp_path: Path
+) -> None:
+    result = await deliver(
+        config_with(next_hop.hop, tmp_path), "åsa@kommun.example", ["örjan@example.org"], MESSAGE
+    )
+    assert result.delivered
+    assert next_hop.sink.received == [("åsa@kommun.example", ["örjan@example.org"], MESSAGE)]
+    assert "SMTPUTF8" in next_hop.sink.mail_options[0]
+
+
+async def test_a_non_ascii_address_to_a_hop_without_smtputf8_is_refused_permanently(tmp_path: Path) -> None:
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        hop = NextHop(host="127.0.0.1", port=port, timeout_seconds=2)
+        result = await deliver(
+            config_with(hop, tmp_path), "anna@kommun.example", ["örjan@example.org"], MESSAGE
+        )
+    finally:
+        controller.stop()
+    assert (result.code, result.message.split()[0], result.delivered) == (550, "5.6.7", False)
+    assert sink.received == []
 
 
 async def test_an_empty_envelope_sender_is_sent_as_mail_from_angle_brackets(
