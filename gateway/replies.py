@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 from models.findings import Verdict
-from rules.guidance import SAFE_WAYS, WHAT
+from rules.guidance import SAFE_WAYS, WHAT, place
 
 # Replies are plain ASCII. The gateway does not offer SMTPUTF8 (it could not pass the option on
 # to the next hop), and RFC 6531 allows UTF-8 in replies only to a client that asked for it;
@@ -101,7 +101,7 @@ def next_hop_reply(code: int, message: str) -> str:
 
 
 def _where(part: str, line: int) -> str:
-    return f"{part}, rad {line}"
+    return f"{place(part)}, rad {line}"
 
 
 def block_lines(verdict: Verdict, *, marker: str | None, why: str | None = None) -> list[str]:

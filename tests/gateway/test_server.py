@@ -172,7 +172,7 @@ def run_gateway(tmp_path: Path, key_env: bytes) -> Callable[..., Any]:
         if gateway.server is not None:
             gateway.server.close()
         gateway.scan_pool.shutdown(wait=False)
-        gateway.audit_pool.shutdown(wait=False)
+        gateway.audit_writer.pool.shutdown(wait=False)
 
 
 def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
@@ -206,6 +206,15 @@ async def test_a_trusted_upstream_may_relay_clean_mail(run_gateway, sink):
     assert (mail_from, rcpt_tos) == (STAFF, ["mottagare@example.se"])
     # The bytes are unchanged but for one header on top with the verdict.
     assert content == b"X-Brukarvakt-Verdict: pass\r\n" + data
+
+
+async def test_a_bounce_from_the_null_sender_is_relayed_with_the_null_sender(run_gateway, sink):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, "", ["m@example.se"], message(sender="mailer-daemon@kommun.example"))
+    assert code == 250
+    assert s.accepted[0][0] == "<>"
 
 
 async def test_the_reply_waits_for_the_next_hops_250(run_gateway, sink):
@@ -693,3 +702,123 @@ def test_the_next_hops_reply_is_passed_on_with_its_own_enhanced_code():
     assert replies.next_hop_reply(250, "2.0.0 Ok: queued as X") == "250 2.0.0 Ok: queued as X"
     assert replies.next_hop_reply(550, "No such user") == "550 5.0.0 No such user"
     assert replies.next_hop_reply(451, "4.4.1 Next hop down") == "451 4.4.1 Next hop down"
+
+
+# ---------------------------------------------------------------- the audit log
+
+
+async def test_audit_records_arriving_during_a_write_are_committed_together():
+    from gateway.server import AuditWriter
+
+    class SlowLog:
+        def __init__(self) -> None:
+            self.calls: list[list[int]] = []
+            self.started = threading.Event()
+            self.gate = threading.Event()
+
+        def append(self, record: int) -> None:
+            self.started.set()
+            self.gate.wait(10)
+            self.calls.append([record])
+
+        def append_many(self, records: list[int]) -> None:
+            self.calls.append(list(records))
+
+    writer, audit = AuditWriter(), SlowLog()
+    first = asyncio.ensure_future(writer.write(audit, 0))
+    assert await asyncio.to_thread(audit.started.wait, 10)
+    rest = [asyncio.ensure_future(writer.write(audit, n)) for n in range(1, 6)]
+    await asyncio.sleep(0)
+    assert not any(f.done() for f in [first, *rest])  # each decision waits for its own fsync
+    audit.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+    assert audit.calls == [[0], [1, 2, 3, 4, 5]]
+    writer.close()
+
+
+async def test_a_failing_audit_log_is_reported_but_does_not_undo_a_delivery(
+    run_gateway, sink, tmp_path, capsys
+):
+    s, hop = sink
+    (tmp_path / "audit-dir").mkdir()
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, audit={"path": str(tmp_path / "audit-dir")}
+    )
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+    # Answering 451 after the next hop took the message would make the sender send it twice.
+    assert code == 250 and len(s.accepted) == 1
+    assert '"event": "audit_failed"' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+async def _settled(gateway: Gateway) -> None:
+    """Wait until background work (notices) is done."""
+    while gateway.tasks:
+        await asyncio.wait(set(gateway.tasks), timeout=10)
+
+
+async def test_quarantine_holds_the_message_on_disk_answers_250_and_tells_the_sender(
+    run_gateway, sink, tmp_path
+):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    smtp = await client(gateway.port)
+    data = message(f"Brukaren {PNR_DASHED} behöver hjälp.", subject=f"Ang {PNR_DASHED}")
+    code, text = await send(smtp, STAFF, ["mottagare@example.se"], data)
+    assert (code, text.split()[0]) == (250, "2.0.0")
+    await _settled(gateway)
+    [item] = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.startswith(".")]
+    held = item / "message.eml"
+    assert held.read_bytes() == data
+    assert oct(held.stat().st_mode & 0o777) == "0o600"
+    [record] = audit_lines(tmp_path)
+    assert (record["action"], record["quarantine_id"]) == ("quarantined", item.name)
+    # The recipient gets nothing; the sender gets a notice from <>, which names no identifier.
+    [(mail_from, rcpt_tos, notice)] = s.accepted
+    assert (mail_from, rcpt_tos) == ("<>", [STAFF])  # aiosmtpd's way of writing the null sender
+    assert b"Auto-Submitted: auto-replied" in notice
+    assert leaks(notice.decode("utf-8", "replace")) == []
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "extra"),
+    [("", ""), (STAFF, "Auto-Submitted: auto-replied\r\n"), (STAFF, "Auto-Submitted: auto-generated\r\n")],
+)
+async def test_no_notice_answers_a_bounce_or_an_automatic_message(
+    run_gateway, sink, tmp_path, mail_from, extra
+):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    smtp = await client(gateway.port)
+    data = message(f"pnr {PNR}", extra_headers=extra)
+    try:
+        await smtp.mail(mail_from)
+        await smtp.rcpt("m@example.se")
+        response = await smtp.data(data)
+    finally:
+        await _settled(gateway)
+    assert response.code == 250
+    assert s.accepted == []
+    assert len(audit_lines(tmp_path)) == 1
+
+
+async def test_a_quarantine_that_cannot_write_is_451_never_250(run_gateway, sink, tmp_path):
+    s, hop = sink
+    (tmp_path / "not-a-folder").write_text("x")
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop},
+        policy={"on_block": "quarantine"},
+        quarantine={"path": str(tmp_path / "not-a-folder" / "q")},
+    )
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], message(f"pnr {PNR}"))
+    assert (code, text.split()[0]) == (451, "4.3.0")
+    await _settled(gateway)
+    assert s.accepted == []
