@@ -175,12 +175,12 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
 
     def recurse(member: Attachment, into: Extracted) -> None:
         if member.depth > limits.max_mime_depth:
-            raise Unreadable(f"nested deeper than {limits.max_mime_depth} levels")
+            raise Unreadable(f"fler än {limits.max_mime_depth} nivåer inuti varandra")
         extract(member, into, limits)
 
     extractor = extractor_for(att.name, att.content_type) or sniff(att.data)
     if extractor is None:
-        out.unreadable(att.part, att.content_type, "format not supported")
+        out.unreadable(att.part, att.content_type, "filtypen kan inte läsas")
         return
     try:
         out.check_time(limits)
@@ -188,7 +188,7 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
     except Unreadable as e:
         out.unreadable(att.part, att.content_type, str(e))
     except MemoryError:
-        out.unreadable(att.part, att.content_type, "too large to read")
+        out.unreadable(att.part, att.content_type, "för stor för att läsas")
     except Exception as e:  # a parser library's own failure on a broken file
         # Only the exception's type: its message may quote the file's content.
-        out.unreadable(att.part, att.content_type, f"cannot be read ({type(e).__name__})")
+        out.unreadable(att.part, att.content_type, f"kan inte läsas ({type(e).__name__})")

@@ -30,7 +30,7 @@ def recognize(image: Image, out: Extracted, limits: Limits, cache: dict[str, str
 
     width, height = image.size
     if width * height > limits.max_image_pixels:
-        raise Unreadable(f"image of {width}x{height} pixels is larger than {limits.max_image_pixels} pixels")
+        raise Unreadable(f"bilden ({width}x{height}) är större än {limits.max_image_pixels} pixlar")
     if min(width, height) < MIN_SIDE_PIXELS:
         return ""
     image = _prepared(image)
@@ -39,19 +39,19 @@ def recognize(image: Image, out: Extracted, limits: Limits, cache: dict[str, str
         return cache[key]  # the same logo on every page is read once
     budget = min(limits.ocr_budget_seconds - out.ocr_seconds, out.seconds_left(limits))
     if budget <= 0:
-        raise Unreadable(f"text recognition needs more than {limits.ocr_budget_seconds:g} s for this message")
+        raise Unreadable(f"textigenkänningen behöver mer än {limits.ocr_budget_seconds:g} s")
     timeout = min(limits.ocr_timeout_seconds, budget)
     started = time.monotonic()
     try:
         text = pytesseract.image_to_string(image, lang=LANGUAGE, timeout=timeout)
     except pytesseract.TesseractNotFoundError:
-        raise Unreadable("text recognition (tesseract) is not installed") from None
+        raise Unreadable("textigenkänning (tesseract) saknas på servern") from None
     except RuntimeError as e:  # pytesseract's word for its timeout
         if "timeout" in str(e).lower():
-            raise Unreadable(f"text recognition took longer than {timeout:g} s") from None
+            raise Unreadable(f"textigenkänningen tog längre än {timeout:g} s") from None
         raise
     except pytesseract.TesseractError as e:
-        raise Unreadable(f"text recognition failed (status {e.status})") from None
+        raise Unreadable(f"textigenkänningen misslyckades (status {e.status})") from None
     finally:
         out.ocr_seconds += time.monotonic() - started
     text = with_joined_digits(text)

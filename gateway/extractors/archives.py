@@ -50,14 +50,14 @@ def tar_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
     try:
         archive = tarfile.open(fileobj=io.BytesIO(att.data), mode="r:*")  # noqa: SIM115 (closed below)
     except tarfile.TarError:
-        raise Unreadable("not a readable tar archive") from None
+        raise Unreadable("inte ett läsbart tar-arkiv") from None
     with archive:
         count = total = 0
         for member in archive:  # one header at a time: nothing is unpacked ahead
             out.check_time(limits)
             count += 1
             if count > limits.max_archive_members:
-                raise Unreadable(f"more than {limits.max_archive_members} files in the archive")
+                raise Unreadable(f"fler än {limits.max_archive_members} filer i arkivet")
             out.add(f"{att.part}/filename", member.name, limits)
             if not member.isfile():
                 continue
@@ -89,7 +89,7 @@ def compressed(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse
     elif head.startswith(b"\xfd7zXZ"):
         stream = lzma.LZMAFile(source)  # noqa: SIM115
     else:
-        raise Unreadable("not a readable gzip, bzip2 or xz file")
+        raise Unreadable("inte en läsbar gzip-, bzip2- eller xz-fil")
     budget = limits.max_unpacked_bytes - out.unpacked_bytes
     ceiling = max(RATIO_FLOOR_BYTES, int(limits.max_compression_ratio * len(att.data)))
     chunks: list[bytes] = []
@@ -98,9 +98,9 @@ def compressed(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse
         while chunk := stream.read(CHUNK):
             got += len(chunk)
             if got > ceiling:
-                raise Unreadable(f"compression ratio above {limits.max_compression_ratio:g} (zip bomb?)")
+                raise Unreadable(f"packad mer än {limits.max_compression_ratio:g} gånger (zipbomb?)")
             if got > budget:
-                raise Unreadable(f"more than {limits.max_unpacked_bytes} bytes unpacked from archives")
+                raise Unreadable(f"packar upp till mer än {limits.max_unpacked_bytes} byte")
             chunks.append(chunk)
             out.check_time(limits)
     out.unpack(got, limits)
@@ -113,9 +113,9 @@ def compressed(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse
 
 def _check_ratio(unpacked: int, packed: int, limits: Limits) -> None:
     if unpacked > RATIO_FLOOR_BYTES and unpacked > limits.max_compression_ratio * max(packed, 1):
-        raise Unreadable(f"compression ratio above {limits.max_compression_ratio:g} (zip bomb?)")
+        raise Unreadable(f"packad mer än {limits.max_compression_ratio:g} gånger (zipbomb?)")
 
 
 def unsupported_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
     suffix = PurePosixPath(att.name.lower()).suffix or att.content_type
-    raise Unreadable(f"{suffix} archives cannot be opened here: send the files as a zip archive")
+    raise Unreadable(f"{suffix}-arkiv kan inte öppnas: packa filerna som zip")

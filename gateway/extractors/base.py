@@ -14,7 +14,12 @@ from models.findings import Segment, Unscanned
 
 
 class Unreadable(Exception):
-    """The attachment cannot be read (encrypted, over a limit, broken); the reason is shown."""
+    """The attachment cannot be read (encrypted, over a limit, broken); the reason is shown.
+
+    Reasons are Swedish: the sender reads them in the guidance ("En del kunde inte granskas: ...")."""
+
+
+ENCRYPTED = "lösenordsskyddad (krypterad)"
 
 
 @dataclass
@@ -31,7 +36,7 @@ class Extracted:
     def add(self, part: str, text: str, limits: Limits) -> None:
         self.extracted_bytes += len(text)
         if self.extracted_bytes > limits.max_extracted_bytes:
-            raise Unreadable(f"more than {limits.max_extracted_bytes} bytes of text extracted")
+            raise Unreadable(f"mer än {limits.max_extracted_bytes} byte text")
         if text:
             self.segments.append(Segment(part=part, text=text))
 
@@ -39,14 +44,14 @@ class Extracted:
         """Count bytes about to be unpacked; refuse before reading what would pass the limit."""
         self.unpacked_bytes += size
         if self.unpacked_bytes > limits.max_unpacked_bytes:
-            raise Unreadable(f"more than {limits.max_unpacked_bytes} bytes unpacked from archives")
+            raise Unreadable(f"packar upp till mer än {limits.max_unpacked_bytes} byte")
 
     def seconds_left(self, limits: Limits) -> float:
         return limits.scan_timeout_seconds - (time.monotonic() - self.started)
 
     def check_time(self, limits: Limits) -> None:
         if self.seconds_left(limits) <= 0:
-            raise Unreadable(f"reading took longer than {limits.scan_timeout_seconds:g} s")
+            raise Unreadable(f"granskningen tog längre än {limits.scan_timeout_seconds:g} s")
 
     def unreadable(self, part: str, content_type: str, reason: str) -> None:
         self.unscanned.append(Unscanned(name=part, content_type=content_type, reason=reason))
@@ -160,21 +165,21 @@ def open_zip(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile
     try:
         zf = zipfile.ZipFile(io.BytesIO(att.data))
     except zipfile.BadZipFile:
-        raise Unreadable("not a readable zip archive") from None
+        raise Unreadable("inte ett läsbart zip-arkiv") from None
     infos = zf.infolist()
     if len(infos) > limits.max_archive_members:
-        raise Unreadable(f"more than {limits.max_archive_members} files in the archive")
+        raise Unreadable(f"fler än {limits.max_archive_members} filer i arkivet")
     declared = 0
     for info in infos:
         if info.flag_bits & ENCRYPTED_FLAG or info.compress_type == AES_METHOD:
-            raise Unreadable("encrypted (password-protected)")
+            raise Unreadable(ENCRYPTED)
         if info.file_size > RATIO_FLOOR_BYTES and info.file_size > limits.max_compression_ratio * max(
             info.compress_size, 1
         ):
-            raise Unreadable(f"compression ratio above {limits.max_compression_ratio:g} (zip bomb?)")
+            raise Unreadable(f"packad mer än {limits.max_compression_ratio:g} gånger (zipbomb?)")
         declared += info.file_size
     if declared > limits.max_unpacked_bytes:
-        raise Unreadable(f"archive unpacks to more than {limits.max_unpacked_bytes} bytes")
+        raise Unreadable(f"packar upp till mer än {limits.max_unpacked_bytes} byte")
     return zf
 
 
@@ -189,13 +194,13 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Extracted, limi
             for chunk in _chunks(stream, info.file_size + 1):
                 got += len(chunk)
                 if got > info.file_size:  # a header that lies about the size
-                    raise Unreadable(f"{info.filename}: holds more than its declared size")
+                    raise Unreadable("en fil i arkivet är större än arkivet anger (zipbomb?)")
                 chunks.append(chunk)
     except NotImplementedError:
-        raise Unreadable("compression method not supported") from None
+        raise Unreadable("packningsmetoden kan inte läsas") from None
     except RuntimeError as e:  # zipfile's word for a password it was not given
         if "encrypted" in str(e) or "password" in str(e):
-            raise Unreadable("encrypted (password-protected)") from None
+            raise Unreadable(ENCRYPTED) from None
         raise
     return b"".join(chunks)
 

@@ -22,16 +22,14 @@ def image(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             picture = Image.open(io.BytesIO(att.data))
     except UnidentifiedImageError:
-        raise Unreadable("not an image that can be read") from None
+        raise Unreadable("bilden kan inte läsas") from None
     with picture:
         width, height = picture.size  # from the header: nothing is decoded yet
         if width * height > limits.max_image_pixels:
-            raise Unreadable(
-                f"image of {width}x{height} pixels is larger than {limits.max_image_pixels} pixels"
-            )
+            raise Unreadable(f"bilden ({width}x{height}) är större än {limits.max_image_pixels} pixlar")
         frames = getattr(picture, "n_frames", 1)
         if frames > limits.max_pages:
-            raise Unreadable(f"more than {limits.max_pages} pages")
+            raise Unreadable(f"fler än {limits.max_pages} sidor")
         cache: dict[str, str] = {}
         for number, frame in enumerate(ImageSequence.Iterator(picture), 1):
             out.check_time(limits)

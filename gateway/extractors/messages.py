@@ -39,11 +39,11 @@ def outlook_msg(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
 
 def _msg_contents(message: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
     if att.depth > limits.max_mime_depth:
-        raise Unreadable(f"nested deeper than {limits.max_mime_depth} levels")
+        raise Unreadable(f"fler än {limits.max_mime_depth} nivåer inuti varandra")
     out.check_time(limits)
     class_type = str(getattr(message, "classType", "") or "").lower()
     if class_type.startswith(ENCRYPTED_CLASSES) and "multipartsigned" not in class_type:
-        raise Unreadable("encrypted (S/MIME)")
+        raise Unreadable("krypterad (S/MIME)")
     for field, header in MSG_FIELDS:
         value = _safe(message, field)
         if value:
@@ -77,9 +77,9 @@ def _msg_attachment(item: Any, att: Attachment, out: Extracted, limits: Limits, 
         data = item.data
     except Exception as e:  # the library's failure on this one attachment
         data = None
-        reason = f"cannot be read ({type(e).__name__})"
+        reason = f"kan inte läsas ({type(e).__name__})"
     else:
-        reason = "attachment of a kind that cannot be read"
+        reason = "bilagan kan inte läsas"
     if data is None:
         out.unreadable(f"{att.part}/{name}", "application/vnd.ms-outlook", reason)
     elif isinstance(data, bytes):

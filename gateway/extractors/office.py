@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gateway.extractors.base import (
+    ENCRYPTED,
     Attachment,
     Extracted,
     Recurse,
@@ -108,8 +109,8 @@ def _checked_container(att: Attachment, out: Extracted, limits: Limits) -> zipfi
     """The zip inside an Office file, checked like any archive before a library unpacks it."""
     if att.data.startswith(OLE_MAGIC):  # a password-protected Office file is an OLE file
         if _ole_streams(att.data) & ENCRYPTED_STREAMS:
-            raise Unreadable("encrypted (password-protected Office document)")
-        raise Unreadable("an older Office format under a newer name")
+            raise Unreadable(ENCRYPTED)
+        raise Unreadable("ett äldre Office-format under ett nyare namn")
     zf = open_zip(att, out, limits)
     out.unpack(sum(i.file_size for i in zf.infolist()), limits)
     return zf
@@ -192,7 +193,7 @@ def xls(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
         book = xlrd.open_workbook(file_contents=att.data, formatting_info=True, on_demand=True)
     except xlrd.XLRDError as e:
         if "encrypted" in str(e).lower():
-            raise Unreadable("encrypted (password-protected)") from None
+            raise Unreadable(ENCRYPTED) from None
         raise
     try:
         for index in range(book.nsheets):
@@ -252,15 +253,15 @@ def compound_file(att: Attachment, out: Extracted, limits: Limits, recurse: Recu
 
     streams = _ole_streams(att.data)
     if streams & ENCRYPTED_STREAMS:
-        raise Unreadable("encrypted (password-protected Office document)")
+        raise Unreadable(ENCRYPTED)
     if any(s.startswith("__substg1.0_") for s in streams):
         messages.outlook_msg(att, out, limits, recurse)
     elif "Workbook" in streams or "Book" in streams:
         xls(att, out, limits, recurse)
     elif "WordDocument" in streams:
-        raise Unreadable("Word 97-2003 document (.doc) cannot be read: send it as .docx or PDF")
+        raise Unreadable("Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF")
     else:
-        raise Unreadable("compound file of an unknown kind")
+        raise Unreadable("okänd sorts Office-fil")
 
 
 # ---- OpenDocument ----------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def _odf_container(att: Attachment, out: Extracted, limits: Limits) -> zipfile.Z
     except KeyError:
         manifest = b""
     if b"encryption-data" in manifest:
-        raise Unreadable("encrypted (password-protected)")
+        raise Unreadable(ENCRYPTED)
     return zf
 
 

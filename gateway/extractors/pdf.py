@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from gateway.extractors.base import Attachment, Extracted, Recurse, Unreadable
+from gateway.extractors.base import ENCRYPTED, Attachment, Extracted, Recurse, Unreadable
 from models.config import Limits
 
 METADATA_KEYS = ("/Title", "/Subject", "/Author", "/Keywords")
@@ -23,13 +23,13 @@ def pdf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
         except (DependencyError, NotImplementedError):
             opened = False
         if not opened:
-            raise Unreadable("encrypted (password-protected)")
+            raise Unreadable(ENCRYPTED)
     try:
         pages = len(reader.pages)
     except FileNotDecryptedError:
-        raise Unreadable("encrypted (password-protected)") from None
+        raise Unreadable(ENCRYPTED) from None
     if pages > limits.max_pages:
-        raise Unreadable(f"more than {limits.max_pages} pages")
+        raise Unreadable(f"fler än {limits.max_pages} sidor")
     _properties(att, reader, out, limits)
     cache: dict[str, str] = {}
     for number, page in enumerate(reader.pages, 1):
@@ -77,7 +77,7 @@ def _page_images(page: Any, part: str, out: Extracted, limits: Limits, cache: di
 
     for declared in _declared_image_sizes(page):
         if declared > limits.max_image_pixels:
-            raise Unreadable(f"{part}: image larger than {limits.max_image_pixels} pixels")
+            raise Unreadable(f"en bild är större än {limits.max_image_pixels} pixlar")
     for picture in page.images:
         out.check_time(limits)
         out.add(f"{part}/bild", ocr.recognize(picture.image, out, limits, cache), limits)

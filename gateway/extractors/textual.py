@@ -203,7 +203,7 @@ def _binary_property(
     try:
         data = base64.b64decode(value, validate=False)
     except (binascii.Error, ValueError):
-        raise Unreadable(f"{name} on line {number}: broken base64") from None
+        raise Unreadable(f"{name} på rad {number}: trasig base64") from None
     media = params.get("FMTTYPE") or params.get("MEDIATYPE") or ""
     kind = params.get("TYPE", "").lower()
     if not media and BINARY_PROPERTIES.get(name) == "image" and kind:
