@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import email.parser
 import email.policy
+import fcntl
 import getpass
 import hashlib
 import json
@@ -179,9 +181,32 @@ class QuarantineStore:
         fsync_dir(self.root)
         shutil.rmtree(trash)
 
+    @contextlib.contextmanager
+    def claimed(self, item_id: str) -> Iterator[Held]:
+        """The item, locked against a second release, delete or purge running at the same time."""
+        self.get(item_id)  # a clear error for an unknown id
+        try:
+            fd = os.open(self.root / item_id, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise UserError(f"no held message with id {item_id} in {self.root}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(
+                    f"{item_id} is being released or deleted by another command; try again"
+                ) from None
+            yield self.get(item_id)  # read again under the lock: it may be gone by now
+        finally:
+            os.close(fd)
+
     async def release(self, item_id: str, audit: AuditLog | None = None) -> Delivery:
         """Send a held message on; it is removed only after the next hop's 250, and audited."""
-        held = self.get(item_id)
+        with self.claimed(item_id) as held:
+            return await self._release(held, audit)
+
+    async def _release(self, held: Held, audit: AuditLog | None) -> Delivery:
+        item_id = held.id
         data = held.message()
         if hashlib.sha256(data).hexdigest() != held.meta.get("sha256"):
             raise UserError(f"the message of {item_id} does not match its sidecar's checksum; not released")
@@ -203,9 +228,11 @@ class QuarantineStore:
         return result
 
     def delete(self, item_id: str, audit: AuditLog | None = None) -> None:
-        held = self.get(item_id)
-        (audit or AuditLog(self.config.audit.path, self.redact)).append(self.audit_record(held, "deleted"))
-        self.remove(item_id)
+        with self.claimed(item_id) as held:
+            (audit or AuditLog(self.config.audit.path, self.redact)).append(
+                self.audit_record(held, "deleted")
+            )
+            self.remove(item_id)
 
     def purge(self, now: datetime | None = None, audit: AuditLog | None = None) -> list[str]:
         """Delete what is older than `quarantine.retention_days`; returns the ids removed."""
@@ -222,9 +249,13 @@ class QuarantineStore:
                 when = datetime.fromtimestamp((self.root / item_id).stat().st_mtime, UTC)
             if when >= cutoff:
                 continue
-            if held is not None:
-                log.append(self.audit_record(held, "purged"))
-            self.remove(item_id)
+            try:
+                with self.claimed(item_id) if held is not None else contextlib.nullcontext(held) as claimed:
+                    if claimed is not None:
+                        log.append(self.audit_record(claimed, "purged"))
+                    self.remove(item_id)
+            except UserError:
+                continue  # being released or deleted right now, or gone already
             removed.append(item_id)
         self._clear_partials(now)
         return removed

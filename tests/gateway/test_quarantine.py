@@ -291,3 +291,17 @@ def test_the_installed_command_lists_and_shows_in_a_separate_process(tmp_path: P
         assert done.returncode == 0, done.stderr
         assert item_id in done.stdout
         no_identifiers(done.stdout + done.stderr)
+
+
+def test_a_message_being_released_cannot_be_released_or_deleted_twice_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, free_port())
+    store = store_from(config)
+    item_id = store.store(ORIGINAL, "anna@kommun.example", ["bo@example.org"], blocked_verdict())
+    with store.claimed(item_id):
+        assert main(["quarantine", "--config", str(config), "release", item_id]) == 2
+        assert main(["quarantine", "--config", str(config), "delete", item_id]) == 2
+    assert "is being released or deleted by another command" in capsys.readouterr().err
+    assert store.ids() == [item_id]
+    assert main(["quarantine", "--config", str(config), "delete", item_id]) == 0
