@@ -15,6 +15,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from PIL import Image
 
 from gateway.cli import main
 from tests.conftest import skatteverket
@@ -193,7 +194,7 @@ def rtf_file(text: str) -> bytes:
 
     message = extract_msg.openMsg(str(DATA / "outer.msg"))
     try:
-        rtf = message.attachments[0].data.rtfBody
+        rtf = message.attachments[0].data.rtfBody  # type: ignore[attr-defined]
     finally:
         message.close()
     assert b"\\htmlrtf0 body" in rtf
@@ -309,9 +310,9 @@ def _overwrite(ole: object, stream: str, text: str) -> None:
     ole.write_stream(stream, data + " ".encode("utf-16-le") * ((size - len(data)) // 2))  # type: ignore[attr-defined]
 
 
-def typed_page(text: str) -> object:
+def typed_page(text: str) -> Image.Image:
     """A typed page as a scanner sees it: black text on white, 200 dpi-ish."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageDraw, ImageFont
 
     page = Image.new("L", (1654, 700), "white")
     draw = ImageDraw.Draw(page)
@@ -324,7 +325,7 @@ def typed_page(text: str) -> object:
 
 def image_file(text: str, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    typed_page(text).save(buffer, format=fmt)  # type: ignore[attr-defined]
+    typed_page(text).save(buffer, format=fmt)
     return buffer.getvalue()
 
 
