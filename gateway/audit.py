@@ -159,105 +159,88 @@ class Problem:
 @dataclass(frozen=True)
 class _Line:
     number: int
-    raw: bytes
+    raw: bytes  # without its newline
     seq: int | None
     prev: str | None
     complete: bool  # ended by a newline
 
 
-def _read_lines(path: Path) -> list[_Line]:
-    data = path.read_bytes()
-    pieces = data.split(b"\n")
-    complete_count = len(pieces) - 1
-    if pieces and pieces[-1] == b"":
-        pieces.pop()
-    lines = []
-    for i, raw in enumerate(pieces, 1):
-        seq: int | None = None
-        prev: str | None = None
-        try:
-            entry = json.loads(raw)
-            seq, prev = int(entry["seq"]), str(entry["prev"])
-        except (ValueError, KeyError, TypeError):
-            pass
-        lines.append(_Line(i, raw, seq, prev, i <= complete_count))
-    return lines
+def _lines(path: Path) -> Iterator[_Line]:
+    """The log's lines one at a time: a log of years is never read into memory whole."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            complete = raw.endswith(b"\n")
+            body = raw[:-1] if complete else raw
+            seq: int | None = None
+            prev: str | None = None
+            try:
+                entry = json.loads(body)
+                seq, prev = int(entry["seq"]), str(entry["prev"])
+            except (ValueError, KeyError, TypeError):
+                pass
+            yield _Line(number, body, seq, prev, complete)
 
 
 def verify(path: Path) -> tuple[int, list[Problem]]:
-    """How many lines the log has, and what is wrong with it (empty: the chain is whole)."""
+    """How many lines the log has, and what is wrong with it (empty: the chain is whole).
+
+    Verification stops at the first broken link: what follows it cannot be judged.
+    """
     head_file = head_path(path)
     if not path.exists():
         if head_file.exists() and (_parse_head(head_file.read_bytes()) or Head(0, "")).seq > 0:
             return 0, [Problem(1, "the log is missing, but its head file says it had entries")]
         return 0, []
-    lines = _read_lines(path)
     problems: list[Problem] = []
     prev_hash, prev_seq = GENESIS, 0
-    later_seqs = Counter(line.seq for line in lines if line.seq is not None)
+    before_last = GENESIS  # the hash of the line before the last, for a head one entry behind
+    count = 0
+    lines = _lines(path)
     for line in lines:
-        if line.seq is not None:
-            later_seqs[line.seq] -= 1
+        count = line.number
         if line.seq is None or line.prev is None:
-            kind = (
-                "is incomplete (a write was cut off)"
-                if not line.complete or _looks_torn(line)
-                else "is not a valid audit entry (edited)"
-            )
-            problems.append(Problem(line.number, kind))
-            prev_hash, prev_seq = line_hash(line.raw), prev_seq + 1
+            torn = not line.complete or (line.raw.startswith(b"{") and not line.raw.rstrip().endswith(b"}"))
+            if not torn:
+                problems.append(Problem(line.number, "is not a valid audit entry (edited)"))
+                break
+            # A crash's fragment: reported, and the chain goes on through it (the next line links to it).
+            problems.append(Problem(line.number, "is incomplete (a write was cut off)"))
+            before_last, prev_hash, prev_seq = prev_hash, line_hash(line.raw), prev_seq + 1
             continue
         expected = prev_seq + 1
-        linked = line.prev == prev_hash
-        if linked and line.seq != expected:
+        if line.prev == prev_hash:
+            if line.seq != expected:
+                problems.append(
+                    Problem(line.number, f"was edited: it says entry #{line.seq}, but follows #{prev_seq}")
+                )
+                break
+        elif line.seq == expected:
+            what = f"was edited: line {line.number} records a different hash for it"
             problems.append(
-                Problem(line.number, f"was edited: it says entry #{line.seq}, but follows #{prev_seq}")
+                Problem(line.number - 1, what)
+                if line.number > 1
+                else Problem(1, "was edited (its link to the start of the log is wrong)")
             )
             break
-        if not linked:
-            if line.seq == expected:
-                what = (
-                    f"was edited: line {line.number} records a different hash for it"
-                    if line.number > 1
-                    else "was edited (its link to the start of the log is wrong)"
-                )
-                problems.append(Problem(max(line.number - 1, 1), what))
-            elif line.seq < expected or later_seqs[expected] > 0:
-                problems.append(
-                    Problem(
-                        line.number,
-                        f"is out of order: entry #{line.seq} where #{expected} "
-                        "belongs (lines were reordered)",
-                    )
-                )
-            else:
-                missing = f"#{expected}" if line.seq == expected + 1 else f"#{expected} to #{line.seq - 1}"
-                problems.append(Problem(line.number, f"entries {missing} were removed before this line"))
+        elif line.seq < expected or any(later.seq == expected for later in lines):
+            what = f"is out of order: entry #{line.seq} where #{expected} belongs (lines were reordered)"
+            problems.append(Problem(line.number, what))
             break
-        prev_hash, prev_seq = line_hash(line.raw), line.seq
+        else:
+            missing = f"#{expected}" if line.seq == expected + 1 else f"#{expected} to #{line.seq - 1}"
+            problems.append(Problem(line.number, f"entries {missing} were removed before this line"))
+            break
+        before_last, prev_hash, prev_seq = prev_hash, line_hash(line.raw), line.seq
     else:
-        problems.extend(_check_end(head_file, lines, prev_hash, prev_seq))
-    return len(lines), problems
+        problems.extend(_check_end(head_file, count, prev_hash, prev_seq, before_last))
+    return count, problems
 
 
-def _looks_torn(line: _Line) -> bool:
-    return line.raw.startswith(b"{") and not line.raw.rstrip().endswith(b"}")
-
-
-def _check_end(head_file: Path, lines: list[_Line], last_hash: str, last_seq: int) -> list[Problem]:
+def _check_end(head_file: Path, count: int, last_hash: str, last_seq: int, before_last: str) -> list[Problem]:
     """The head file records the last entry written: fewer or different lines mean a cut or an edit."""
-    count = len(lines)
     if not head_file.exists():
-        return (
-            [
-                Problem(
-                    count,
-                    "the head file is missing: whether lines were removed from the end cannot be checked",
-                )
-            ]
-            if lines
-            else []
-        )
+        what = "the head file is missing: whether lines were removed from the end cannot be checked"
+        return [Problem(count, what)] if count else []
     head = _parse_head(head_file.read_bytes())
     if head is None:
         return [Problem(count, f"the head file {head_file} cannot be read")]
@@ -269,7 +252,7 @@ def _check_end(head_file: Path, lines: list[_Line], last_hash: str, last_seq: in
     if head.seq == last_seq:
         return [Problem(count, "was edited (the last line no longer matches the head file)")]
     # A crash between writing the line and the head leaves the head one entry behind.
-    if head.seq == last_seq - 1 and count >= 2 and head.hash == line_hash(lines[-2].raw):
+    if head.seq == last_seq - 1 and head.hash == before_last:
         return []
     return [
         Problem(count, f"the head file says the log ends at entry #{head.seq}, but it ends at #{last_seq}")

@@ -350,3 +350,21 @@ def test_a_decision_about_a_message_full_of_test_numbers_leaves_none_in_the_audi
     printed = capsys.readouterr()
     assert engine.hits(printed.out + printed.err, ctx) == []
     assert "personnummer" in printed.out  # the report ran over the entry
+
+
+def test_a_line_that_is_no_longer_json_is_named_as_edited(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 3)
+    lines[1] = b"removed by hand"
+    rewrite(path, lines)
+    _, problems = verify(path)
+    assert [(p.line, p.what) for p in problems] == [(2, "is not a valid audit entry (edited)")]
+
+
+def test_an_edited_sequence_number_is_named_as_an_edit_not_a_removal(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 4)
+    lines[2] = lines[2].replace(b'"seq":3', b'"seq":9')
+    rewrite(path, lines)
+    _, problems = verify(path)
+    assert [(p.line, p.what) for p in problems] == [(3, "was edited: it says entry #9, but follows #2")]
