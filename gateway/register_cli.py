@@ -32,8 +32,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "address": ("address", "adress", "gatuadress", "street_address"),
 }
 REQUIRED = ("customer_number", "first_name", "last_name", "personal_number")
-SWEDISH = {"customer_number": "kundnummer", "first_name": "förnamn", "last_name": "efternamn",
-           "personal_number": "personnummer"}
+SWEDISH = {
+    "customer_number": "kundnummer",
+    "first_name": "förnamn",
+    "last_name": "efternamn",
+    "personal_number": "personnummer",
+}
 # A customer number is written into guidance and into --fix output: nothing but a short code.
 _CUSTOMER_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_./-]{0,31}")
 _PHONE_SPLIT = re.compile(r"[,;]|\boch\b")
@@ -74,7 +78,9 @@ def columns(header: list[str], path: Path) -> dict[str, list[int]]:
     missing = [c for c in REQUIRED if c not in found]
     if missing:
         wanted = ", ".join(f"{c}/{SWEDISH[c]}" for c in missing)
-        raise UserError(f"{path}: missing column(s) {wanted}; the header has: {', '.join(header) or 'nothing'}")
+        raise UserError(
+            f"{path}: missing column(s) {wanted}; the header has: {', '.join(header) or 'nothing'}"
+        )
     return found
 
 
@@ -114,7 +120,9 @@ class Importer:
         if not _CUSTOMER_NUMBER.fullmatch(number) or personnummer.find(number, self.today):
             return self.reject(row, "customer number is not a short code of letters and digits")
         if number in self._customer_rows:
-            return self.reject(row, f"duplicate customer number {number} (first in row {self._customer_rows[number]})")
+            return self.reject(
+                row, f"duplicate customer number {number} (first in row {self._customer_rows[number]})"
+            )
         first, last, pnr_written = one("first_name"), one("last_name"), one("personal_number")
         if not first or not last:
             return self.reject(row, "missing first name" if not first else "missing last name")
@@ -124,8 +132,11 @@ class Importer:
         if pnr is None:
             return self.reject(row, "invalid personnummer (date, serial or check digit)")
         if pnr in self._personnummer_rows:
-            self.warn(row, f"personnummer also in row {self._personnummer_rows[pnr]}: both customer numbers"
-                           " imported; a finding of the personnummer will name neither")
+            self.warn(
+                row,
+                f"personnummer also in row {self._personnummer_rows[pnr]}: both customer numbers"
+                " imported; a finding of the personnummer will name neither",
+            )
         else:
             self._personnummer_rows[pnr] = row
         phones: list[str] = []
@@ -143,14 +154,27 @@ class Importer:
             self.warn(row, "the address has no street and house number: left out")
             address = None
         self._customer_rows[number] = row
-        self.clients.append(Client(customer_number=number, first_names=first, last_name=last,
-                                   personnummer=pnr, phones=tuple(phones), address=address))
+        self.clients.append(
+            Client(
+                customer_number=number,
+                first_names=first,
+                last_name=last,
+                personnummer=pnr,
+                phones=tuple(phones),
+                address=address,
+            )
+        )
         return None
 
     def summary(self) -> ImportSummary:
         rejected = sum(p.rejected for p in self.problems)
-        return ImportSummary(rows=self.rows, imported=len(self.clients), rejected=rejected,
-                             warnings=len(self.problems) - rejected, problems=tuple(self.problems))
+        return ImportSummary(
+            rows=self.rows,
+            imported=len(self.clients),
+            rejected=rejected,
+            warnings=len(self.problems) - rejected,
+            problems=tuple(self.problems),
+        )
 
 
 def records(text: str, path: Path) -> Iterator[tuple[int, dict[str, list[str]]]]:
@@ -212,12 +236,16 @@ def _import(args: argparse.Namespace) -> int:
     for p in summary.problems:
         print(f"{path}:{p.row}: {'rejected' if p.rejected else 'warning'}: {p.reason}")
     if not summary.imported:
-        raise UserError(f"{path}: no row could be imported ({summary.rejected} rejected): the register "
-                        f"at {config.register.path} is left as it was")
+        raise UserError(
+            f"{path}: no row could be imported ({summary.rejected} rejected): the register "
+            f"at {config.register.path} is left as it was"
+        )
     size = register_store.write(config.register.path, build_register(importer, key), key)
-    print(f"{path}: {summary.rows} rows: {summary.imported} imported, {summary.rejected} rejected, "
-          f"{summary.warnings} warnings; register {config.register.path} written ({size / 1e6:.1f} MB, "
-          f"{time.monotonic() - began:.1f} s). A running gateway reads it on SIGHUP.")
+    print(
+        f"{path}: {summary.rows} rows: {summary.imported} imported, {summary.rejected} rejected, "
+        f"{summary.warnings} warnings; register {config.register.path} written ({size / 1e6:.1f} MB, "
+        f"{time.monotonic() - began:.1f} s). A running gateway reads it on SIGHUP."
+    )
     return EXIT_REJECTED if summary.rejected else EXIT_OK
 
 
@@ -228,8 +256,10 @@ def _info(args: argparse.Namespace) -> int:
     if found is None:
         print(f"no register at {path}: build one with `brukarvakt register import FILE`")
         return EXIT_REJECTED
-    print(f"register {path}: {found.clients} clients, {found.keys} keyed hashes, "
-          f"{found.file_bytes / 1e6:.1f} MB, created {found.created}")
+    print(
+        f"register {path}: {found.clients} clients, {found.keys} keyed hashes, "
+        f"{found.file_bytes / 1e6:.1f} MB, created {found.created}"
+    )
     return EXIT_OK
 
 

@@ -43,13 +43,15 @@ def _array(typecode: str, data: bytes) -> array:  # type: ignore[type-arg]
 
 def encode(tables: RegisterTables, fingerprint_key: bytes, created: datetime | None = None) -> bytes:
     numbers = "\n".join(tables.customer_numbers).encode("utf-8")
-    payload = b"".join((
-        numbers,
-        _little(tables.phrases.keys),
-        _little(tables.phrases.values),
-        _little(tables.personnummer.keys),
-        _little(tables.personnummer.values),
-    ))
+    payload = b"".join(
+        (
+            numbers,
+            _little(tables.phrases.keys),
+            _little(tables.phrases.values),
+            _little(tables.personnummer.keys),
+            _little(tables.personnummer.values),
+        )
+    )
     header = {
         "version": VERSION,
         "created": (created or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -81,7 +83,9 @@ def decode(data: bytes, path: Path, fingerprint_key: bytes) -> tuple[RegisterTab
     header, offset = _header(data, path)
     payload = data[offset:]
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        raise UserError(f"register {path} is damaged (checksum differs): run `brukarvakt register import` again")
+        raise UserError(
+            f"register {path} is damaged (checksum differs): run `brukarvakt register import` again"
+        )
     if header.get("key_check") != key_check(fingerprint_key):
         raise UserError(
             f"register {path} was built with another fingerprint key: run `brukarvakt register import` "
@@ -91,7 +95,9 @@ def decode(data: bytes, path: Path, fingerprint_key: bytes) -> tuple[RegisterTab
     for name in ("clients", "numbers_bytes", "phrase_slots", "personnummer_slots"):
         value = header.get(name)
         if not isinstance(value, int) or value < 0:
-            raise UserError(f"register {path} is damaged (bad counts): run `brukarvakt register import` again")
+            raise UserError(
+                f"register {path} is damaged (bad counts): run `brukarvakt register import` again"
+            )
         counts[name] = value
     n_bytes, p_slots, q_slots = counts["numbers_bytes"], counts["phrase_slots"], counts["personnummer_slots"]
     pos = 0
@@ -110,7 +116,9 @@ def decode(data: bytes, path: Path, fingerprint_key: bytes) -> tuple[RegisterTab
             personnummer=KeyTable(_array("Q", take(8 * q_slots)), _array("I", take(4 * q_slots))),
         )
     except ValueError:  # also UnicodeDecodeError
-        raise UserError(f"register {path} is damaged (sizes differ): run `brukarvakt register import` again") from None
+        raise UserError(
+            f"register {path} is damaged (sizes differ): run `brukarvakt register import` again"
+        ) from None
     if len(tables.customer_numbers) != counts["clients"] or pos != len(payload):
         raise UserError(f"register {path} is damaged (sizes differ): run `brukarvakt register import` again")
     return tables, header
@@ -179,5 +187,9 @@ def info(path: Path, fingerprint_key: bytes) -> RegisterInfo | None:
         return None
     tables, header = decode(data, path, fingerprint_key)
     keys = sum(1 for k in tables.phrases.keys if k) + sum(1 for k in tables.personnummer.keys if k)
-    return RegisterInfo(clients=len(tables.customer_numbers), created=str(header.get("created", "")),
-                        keys=keys, file_bytes=len(data))
+    return RegisterInfo(
+        clients=len(tables.customer_numbers),
+        created=str(header.get("created", "")),
+        keys=keys,
+        file_bytes=len(data),
+    )

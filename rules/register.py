@@ -40,25 +40,30 @@ from rules.words import TITLE_WORDS
 RULE = "client-register"
 
 # Names that are also ordinary words: in lower case they are the word, not the name.
-COMMON_WORD_NAMES = frozenset((
-    # surnames
-    "alm", "ask", "asp", "back", "backe", "berg", "bjork", "blad", "blom", "bro", "brand", "by",
-    "dal", "ek", "falk", "fors", "frost", "gran", "hall", "hamn", "hed", "hjort", "hok", "holm",
-    "kvist", "lax", "lilja", "lind", "lonn", "lund", "malm", "mark", "nord", "orn", "ring", "ros",
-    "sand", "sjo", "skog", "smed", "stark", "sten", "strand", "strom", "svan", "torp", "vall",
-    "vik", "lang", "kron", "hog", "udd", "lejon", "rask", "stjarna", "fisk", "bjorn",
-    # first names
-    "per", "bo", "dag", "inga", "sol", "liv", "hans", "stig", "maj", "tor", "saga", "klara",
-    "vera", "viola", "vide", "lo", "max", "love", "siv", "rut", "alf", "kim", "sam", "ida",
-    "eva", "tyra", "ester", "signe", "ture", "ella", "tove", "mio", "vilja", "idun", "frej",
-    # words in the name statistics that are function words
-    "och", "om", "som", "en", "ett", "men", "de", "den", "det", "att", "i", "pa", "av", "till",
-    "for", "med", "har", "var", "vi", "du", "jag", "kan", "ska",
-))
+_COMMON_WORD_NAMES = """
+alm ask asp back backe berg bjork blad blom bro brand by dal ek falk fors frost gran hall hamn hed
+hjort hok holm kvist lax lilja lind lonn lund malm mark nord orn ring ros sand sjo skog smed stark
+sten strand strom svan torp vall vik lang kron hog udd lejon rask stjarna fisk bjorn
+per bo dag inga sol liv hans stig maj tor saga klara viola vide lo max rut vilja ester
+och om som en ett men de den det att i pa av till for med har var vi du jag kan ska
+"""
+# Surnames, first names, and function words that the name statistics hold as names; folded.
+COMMON_WORD_NAMES = frozenset(_COMMON_WORD_NAMES.split())
 
 # Letters that do not decompose into a base letter and a mark.
-_SPECIAL_FOLDS = {"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
-                  "'": "", "’": "", "ʼ": ""}
+_SPECIAL_FOLDS = {
+    "ø": "o",
+    "æ": "ae",
+    "œ": "oe",
+    "ł": "l",
+    "đ": "d",
+    "ð": "d",
+    "þ": "th",
+    "ı": "i",
+    "'": "",
+    "’": "",
+    "ʼ": "",
+}
 
 
 def _fold_table() -> dict[int, str]:
@@ -111,9 +116,13 @@ COMMA = 0xBF58476D1CE4E5B9
 FULL_NAME, REVERSED_NAME, TITLE_SURNAME, ADDRESS, PHONE = 1, 2, 3, 4, 5
 _PREFIX = 1  # bit 0: the phrase goes on in some client's name
 _CLIENT_SHIFT = 8  # bits 8-31: client number + 1; 0 when the phrase belongs to several clients
-_KIND_OF: dict[int, Kind] = {FULL_NAME: "client_name", REVERSED_NAME: "client_name",
-                             TITLE_SURNAME: "client_name", ADDRESS: "client_address",
-                             PHONE: "client_phone"}
+_KIND_OF: dict[int, Kind] = {
+    FULL_NAME: "client_name",
+    REVERSED_NAME: "client_name",
+    TITLE_SURNAME: "client_name",
+    ADDRESS: "client_address",
+    PHONE: "client_phone",
+}
 _SEVERITY_OF: dict[int, Severity] = {TITLE_SURNAME: "warn"}
 _AMBIGUOUS_PNR = 0xFFFFFFFF
 # Raw words remembered between messages before the memory is started afresh.
@@ -210,7 +219,9 @@ def e164(phone: str) -> str | None:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
-_STREET = re.compile(r"^\s*(?P<street>[^\d,]*?[^\W\d_][^\d,]*?)\s*(?P<number>\d+)\s*(?P<letter>[^\W\d_])?(?![^\W\d_])")
+_STREET = re.compile(
+    r"^\s*(?P<street>[^\d,]*?[^\W\d_][^\d,]*?)\s*(?P<number>\d+)\s*(?P<letter>[^\W\d_])?(?![^\W\d_])"
+)
 
 
 def street_address(address: str) -> tuple[list[str], str, str] | None:
@@ -447,15 +458,21 @@ class RegisterIndex:
         return found
 
     def search(self, text: str) -> list[tuple[_Match, int]]:
-        """Every match in the text, overlaps resolved (the longer wins), as (match, value)."""
+        """Every match in the text, overlaps resolved (leftmost, then longest), as (match, value).
+
+        Leftmost first keeps a list of names apart: in "Tyra Quarnlid, Ebba Quarnlid" the names
+        are the two first-last pairs, not "Quarnlid, Ebba".
+        """
         matches: dict[tuple[int, int], tuple[_Match, int]] = {}
         done: set[int] = set()
         for raw in self.candidates(text):
             pos = text.find(raw)
             while pos >= 0:
                 end = pos + len(raw)
-                if pos not in done and (pos == 0 or text[pos - 1].isspace()) and (
-                    end == len(text) or text[end].isspace()
+                if (
+                    pos not in done
+                    and (pos == 0 or text[pos - 1].isspace())
+                    and (end == len(text) or text[end].isspace())
                 ):
                     done.add(pos)
                     for m, value in self._at(text, pos, end):
@@ -463,7 +480,7 @@ class RegisterIndex:
                 pos = text.find(raw, pos + 1)
         chosen: list[tuple[_Match, int]] = []
         taken: list[tuple[int, int]] = []
-        for m, value in sorted(matches.values(), key=lambda mv: (mv[0].start - mv[0].end, mv[0].start)):
+        for m, value in sorted(matches.values(), key=lambda mv: (mv[0].start, mv[0].start - mv[0].end)):
             if all(m.end <= s or m.start >= e for s, e in taken):
                 chosen.append((m, value))
                 taken.append((m.start, m.end))
@@ -526,7 +543,9 @@ class RegisterIndex:
         if genitive:
             written[-1] = written[-1][:-1].rstrip("'’ʼ")
         # Within one part of a name a written hyphen stays (`Karl-Erik`); anything else is a space.
-        joins = ["-" if "-" in text[a.end : b.start] else " " for a, b in zip(tokens, tokens[1:], strict=False)]
+        joins = [
+            "-" if "-" in text[a.end : b.start] else " " for a, b in zip(tokens, tokens[1:], strict=False)
+        ]
         start, end = tokens[0].start, tokens[-1].end_genitive
         if kind in (FULL_NAME, REVERSED_NAME):
             lead, trail = _join(written[:split], joins), _join(written[split:], joins[split:])
@@ -537,8 +556,9 @@ class RegisterIndex:
             surname = _join(written, joins)
             return _Match(start, end, value, surname.casefold(), mask_name(surname))
         street, number = " ".join(written[:split]), "".join(written[split:])
-        return _Match(start, end, value, f"{street} {number}".casefold(),
-                      f"{mask_name(street)} {'*' * len(number)}")
+        return _Match(
+            start, end, value, f"{street} {number}".casefold(), f"{mask_name(street)} {'*' * len(number)}"
+        )
 
     def _phones(self, text: str, start: int, end: int) -> Iterator[tuple[_Match, int]]:
         limit = min(len(text), end + 40)
@@ -589,11 +609,11 @@ def _tokens(text: str, start: int, limit: int) -> list[_Token]:
     for m in TOKEN.finditer(text, start, limit):
         if m["word"]:
             gen_end = m.end()
-            found.append(_Token(m.start(), m.end("word"), gen_end, m["word"], fold(m["word"]), "word",
-                                bool(m["gen"])))
+            found.append(
+                _Token(m.start(), m.end("word"), gen_end, m["word"], fold(m["word"]), "word", bool(m["gen"]))
+            )
         elif m["num"]:
             found.append(_Token(m.start(), m.end(), m.end(), m["num"], m["num"], "num", False))
         else:
             found.append(_Token(m.start(), m.end(), m.end(), ",", ",", "comma", False))
     return found
-

@@ -30,8 +30,11 @@ def personnummer(row: tuple[str, str, str, int, str, str]) -> str:
 
 
 def csv_text(delimiter: str = ",", swedish: bool = False, extra_column: bool = False) -> str:
-    header = (["kundnummer", "förnamn", "efternamn", "personnummer", "telefon", "adress"] if swedish
-              else ["customer_number", "first_name", "last_name", "personal_number", "phone", "address"])
+    header = (
+        ["kundnummer", "förnamn", "efternamn", "personnummer", "telefon", "adress"]
+        if swedish
+        else ["customer_number", "first_name", "last_name", "personal_number", "phone", "address"]
+    )
     if extra_column:
         header.insert(2, "enhet")
     lines = [delimiter.join(header)]
@@ -42,3 +45,35 @@ def csv_text(delimiter: str = ",", swedish: bool = False, extra_column: bool = F
             values.insert(2, "Hemtjänst Norr")
         lines.append(delimiter.join(f'"{v}"' if delimiter in v else v for v in values))
     return "\n".join(lines) + "\n"
+
+
+def secret_forms() -> list[str]:
+    """Every way a client's identifiers could show up in an output that must not hold them."""
+    import re
+
+    from rules.register import COMMON_WORD_NAMES, e164, fold
+
+    forms: set[str] = set()
+    for row in ROWS:
+        for word in re.findall(r"[^\W\d_]{2,}", f"{row[1]} {row[2]}"):
+            forms |= {word, word.upper(), fold(word).capitalize()}
+            if fold(word) not in COMMON_WORD_NAMES:  # in lower case `berg` is a word, not a name
+                forms |= {word.lower(), fold(word)}
+        street = row[5].split(",")[0]
+        if street:
+            forms |= {street, street.lower(), fold(street)}
+        pnr = personnummer(row)
+        forms |= {pnr, pnr[2:], f"{pnr[:8]}-{pnr[8:]}", f"{pnr[2:8]}-{pnr[8:]}", f"{pnr[2:8]}+{pnr[8:]}"}
+        if row[4]:
+            number = e164(row[4])
+            assert number is not None
+            forms |= {row[4], number, "0" + number[3:], number[3:]}
+    forms -= {"af", "AF", "Af"}  # a particle, not a name on its own
+    return sorted(forms)
+
+
+def leaked(output: str) -> list[str]:
+    """The secret forms that stand in `output` as whole words or numbers."""
+    import re
+
+    return [f for f in secret_forms() if re.search(rf"(?<![\w+]){re.escape(f)}(?!\w)", output)]
