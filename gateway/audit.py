@@ -57,7 +57,7 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def append(self, record: AuditRecord) -> None:
-        """Write one line and fsync it (and the head) before returning; raises OSError on failure."""
+        """Write one line, flushed to disk with the head (fdatasync), before returning; OSError on failure."""
         body = record.masked(self.redact).model_dump(mode="json")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -71,12 +71,12 @@ class AuditLog:
                         {"seq": seq, "prev": prev, **body}, ensure_ascii=False, separators=(",", ":")
                     ).encode("utf-8")
                     _write_all(log_fd, line + b"\n")
-                    os.fsync(log_fd)
+                    os.fdatasync(log_fd)  # data and size; timestamps need not wait
                 finally:
                     os.close(log_fd)
                 head = json.dumps({"seq": seq, "hash": line_hash(line)}).encode("ascii")
                 os.pwrite(head_fd, head.ljust(HEAD_SIZE - 1) + b"\n", 0)
-                os.fsync(head_fd)
+                os.fdatasync(head_fd)
             finally:
                 os.close(head_fd)  # closing releases the lock
 
