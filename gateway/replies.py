@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from models.findings import Verdict
 from rules.guidance import SAFE_WAYS, WHAT, place
@@ -104,12 +104,19 @@ def _where(part: str, line: int) -> str:
     return f"{place(part)}, rad {line}"
 
 
-def block_lines(verdict: Verdict, *, marker: str | None, why: str | None = None) -> list[str]:
+def block_lines(
+    verdict: Verdict,
+    *,
+    marker: str | None,
+    why: str | None = None,
+    redact: Callable[[str], str] | None = None,
+) -> list[str]:
     """The guidance a blocked sender reads in their mail program, in Swedish, without identifiers.
 
     Each finding is named by kind, masked form and location, with the customer number to write
     instead when the register knows it. `marker` is the subject tag for secrecy-protected mail,
-    given only when that route exists.
+    given only when that route exists. A part's name is the sender's text (a file name may be
+    `journal_<personnummer>.pdf`): every line goes through `redact` as well.
     """
     lines = ["Meddelandet stoppades: det innehåller uppgifter om en brukare."]
     shown = verdict.findings[:MAX_FINDINGS_SHOWN]
@@ -129,11 +136,17 @@ def block_lines(verdict: Verdict, *, marker: str | None, why: str | None = None)
         lines.append(
             f"Chef som måste skicka uppgifterna: skriv {marker} i ämnesraden (sekretesskyddad e-post)."
         )
-    return lines
+    return [redact(line) for line in lines] if redact else lines
 
 
-def block(verdict: Verdict, *, marker: str | None, why: str | None = None) -> str:
-    return reply(BLOCK_CODE, BLOCK_STATUS, block_lines(verdict, marker=marker, why=why))
+def block(
+    verdict: Verdict,
+    *,
+    marker: str | None,
+    why: str | None = None,
+    redact: Callable[[str], str] | None = None,
+) -> str:
+    return reply(BLOCK_CODE, BLOCK_STATUS, block_lines(verdict, marker=marker, why=why, redact=redact))
 
 
 def verdict_header(verdict: Verdict | None) -> bytes:

@@ -40,6 +40,10 @@ from rules.policy import domain_of
 # loopback client vouches for nobody, so a block finding is blocked as for any staff member.
 DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
 SCAN_THREADS = 4
+# The extractors stop themselves after limits.scan_timeout_seconds and name the part they could
+# not finish (the policy's on_unscannable decides). This later deadline is the backstop for a
+# scan that does not stop by itself: 451, the sender retries.
+SCAN_BACKSTOP_SECONDS = 2.0
 NOTICE_MAIL_FROM = ""
 _HEADER_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 
@@ -449,7 +453,7 @@ class Gateway:
         try:
             scan = await asyncio.wait_for(
                 loop.run_in_executor(self.scan_pool, scanner.scan_mail, data),
-                timeout=config.limits.scan_timeout_seconds,
+                timeout=config.limits.scan_timeout_seconds + SCAN_BACKSTOP_SECONDS,
             )
         except TimeoutError:
             # A timeout depends on the load of the moment: a temporary failure makes the sender's
@@ -488,7 +492,8 @@ class Gateway:
             why = _why(verdict, sender, config)
             marker = config.secure.marker.subject_tag if config.secure.next_hop is not None else None
             await self._audit(state, audit, "rejected")
-            return Outcome(replies.block(verdict, marker=marker, why=why), "rejected", verdict)
+            reply = replies.block(verdict, marker=marker, why=why, redact=scanner.redact)
+            return Outcome(reply, "rejected", verdict)
 
         outcome = await self._hand_on(state, verdict, mail_from, rcpt_tos, data, secure=secure)
         await self._audit(state, audit, outcome.action)

@@ -822,3 +822,19 @@ async def test_a_quarantine_that_cannot_write_is_451_never_250(run_gateway, sink
     assert (code, text.split()[0]) == (451, "4.3.0")
     await _settled(gateway)
     assert s.accepted == []
+
+
+def test_a_part_name_holding_an_identifier_is_masked_in_the_reply():
+    from models.findings import Unscanned, Verdict
+    from rules.engine import redact_numbers
+
+    def redact(text: str) -> str:
+        return redact_numbers(text, TODAY)
+
+    unreadable = Unscanned(
+        name=f"attachment:journal_{PNR}.zip", content_type="application/zip", reason="krypterad"
+    )
+    verdict = Verdict(verdict="block", reason="unscannable: x", unscannable=True, unscanned=(unreadable,))
+    reply = replies.block(verdict, marker=None, redact=redact)
+    assert "journal_" in reply and "krypterad" in reply
+    assert leaks(reply) == []
