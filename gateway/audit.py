@@ -326,7 +326,13 @@ def _print_csv(counts: dict[str, Counter[str]]) -> None:
     for dimension in DIMENSIONS:
         rows = sorted(counts[dimension].items()) if dimension == "day" else counts[dimension].most_common()
         for key, n in rows:
-            writer.writerow((dimension, key, n))
+            writer.writerow((dimension, _cell(key), n))
+
+
+def _cell(value: str) -> str:
+    # A spreadsheet runs a cell that starts with = + - @ as a formula; a sender address is
+    # written by whoever sends mail.
+    return "'" + value if value.startswith(("=", "+", "-", "@")) else value
 
 
 def _since(value: str | None) -> date | None:

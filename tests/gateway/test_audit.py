@@ -368,3 +368,11 @@ def test_an_edited_sequence_number_is_named_as_an_edit_not_a_removal(tmp_path: P
     rewrite(path, lines)
     _, problems = verify(path)
     assert [(p.line, p.what) for p in problems] == [(3, "was edited: it says entry #9, but follows #2")]
+
+
+def test_a_sender_that_looks_like_a_formula_is_defused_in_csv(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    AuditLog(config_file.parent / "audit.jsonl").append(decision(1, sender="=cmd|'/c calc'!A1@evil.example"))
+    assert main(["audit", "--config", str(config_file), "report", "--format", "csv"]) == 0
+    assert "sender,'=cmd|'/c calc'!A1@evil.example,1" in capsys.readouterr().out.splitlines()
