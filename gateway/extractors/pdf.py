@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from gateway.extractors.base import ENCRYPTED, Attachment, Extracted, Recurse, Unreadable
@@ -75,21 +76,37 @@ def _page_images(page: Any, part: str, out: Extracted, limits: Limits, cache: di
     """Scanned pages are pictures: each image on the page is read by text recognition."""
     from gateway import ocr
 
-    for declared in _declared_image_sizes(page):
-        if declared > limits.max_image_pixels:
+    declared, forms = _declared_xobjects(page)
+    for pixels in declared:
+        if pixels > limits.max_image_pixels:
             raise Unreadable(f"en bild är större än {limits.max_image_pixels} pixlar")
+    if not declared and not forms and not _may_hold_inline_images(page):
+        return  # page.images parses the whole content stream again: not for a page of text only
     for picture in page.images:
         out.check_time(limits)
         out.add(f"{part}/bild", ocr.recognize(picture.image, out, limits, cache), limits)
 
 
-def _declared_image_sizes(page: Any) -> list[int]:
-    """Width x height of the page's images as their dictionaries declare, before any is decoded."""
+def _declared_xobjects(page: Any) -> tuple[list[int], int]:
+    """Width x height of the page's images as their dictionaries declare them, before any is
+    decoded, and how many form objects (which may hold more images) the page has."""
     sizes: list[int] = []
+    forms = 0
     resources = page.get("/Resources")
     xobjects = resources.get_object().get("/XObject") if resources else None
     for ref in xobjects.get_object().values() if xobjects else []:
         obj = ref.get_object()
         if obj.get("/Subtype") == "/Image":
             sizes.append(int(obj.get("/Width", 0)) * int(obj.get("/Height", 0)))
-    return sizes
+        elif obj.get("/Subtype") == "/Form":
+            forms += 1
+    return sizes, forms
+
+
+# An inline image is written BI ... ID <data> EI in the content stream.
+_INLINE_IMAGE = re.compile(rb"(?:^|\s)BI\s")
+
+
+def _may_hold_inline_images(page: Any) -> bool:
+    contents = page.get_contents()
+    return contents is not None and _INLINE_IMAGE.search(contents.get_data()) is not None
