@@ -376,3 +376,16 @@ def test_a_sender_that_looks_like_a_formula_is_defused_in_csv(
     AuditLog(config_file.parent / "audit.jsonl").append(decision(1, sender="=cmd|'/c calc'!A1@evil.example"))
     assert main(["audit", "--config", str(config_file), "report", "--format", "csv"]) == 0
     assert "sender,'=cmd|'/c calc'!A1@evil.example,1" in capsys.readouterr().out.splitlines()
+
+
+def test_a_batch_is_appended_in_order_as_one_unbroken_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append(decision(1))
+    log.append_many([decision(n) for n in range(2, 7)])
+    log.append_many([])
+    log.append(decision(7))
+    entries = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [e["seq"] for e in entries] == list(range(1, 8))
+    assert [e["size"] for e in entries] == [100 + n for n in range(1, 8)]
+    assert verify(path) == (7, [])
