@@ -51,6 +51,8 @@ START_TIMEOUT = 30.0
 
 def require_tools() -> None:
     """Fail (never skip) with what to install when the Debian packages are missing."""
+    if os.geteuid() != 0:
+        raise RuntimeError("end-to-end tests start a private Postfix, which needs root (as in CI)")
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(
