@@ -213,7 +213,7 @@ def build_notice(
     report.attach(headers_part)
 
     report["From"] = from_address or f"postmaster@{reporting_mta}"
-    report["To"] = mail_from
+    report["To"] = mask(mail_from)  # the envelope delivers it; the header need not show an identifier
     subject_line = SUBJECT_BLOCKED if verdict.verdict == "block" else SUBJECT_WARNED
     report["Subject"] = email.header.Header(subject_line, "utf-8", header_name="Subject").encode()
     report["Date"] = format_datetime(datetime.now(arrival.tzinfo))
