@@ -10,11 +10,19 @@ only to pick the best checkpoint) and test (10 %, held out: used for nothing but
 the end). Only persons are learned: PER in klintan and in SUC becomes PERSON, every other tag is
 outside. SUC's few mixed tags (LOCPRS, ORGPRS, LOCORG: a name that is a place or a person depending on
 reading) would teach the model a wrong answer either way, so their sentences are left out.
+
+News text names the same well-known people again and again, and a model trained on it alone learns
+those names rather than what a name looks like: it missed most invented names of care recipients. So
+every training sentence with a person gets one copy with its names swapped for others: given names
+drawn uniformly from Statistics Sweden's list (rare ones as likely as common ones), surnames from the
+1,000 most common or built from the parts Swedish surnames are made of. Dev and test stay untouched.
+Besides the held-out figures the script prints how many invented names in care sentences it finds.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import shutil
@@ -30,6 +38,87 @@ MIXED_TAGS = frozenset({"LOCPRS", "ORGPRS", "LOCORG"})
 SPLIT = (0.8, 0.1, 0.1)
 NO_SPACE_BEFORE = frozenset(",.;:!?)]}%»”'")
 NO_SPACE_AFTER = frozenset("([{«“")
+
+# Parts of Swedish surnames (Lind+ström, Berg+lund): compounds of these make names no corpus has.
+SURNAME_HEADS = (
+    "Al",
+    "Alm",
+    "Ask",
+    "Berg",
+    "Björk",
+    "Blom",
+    "Dahl",
+    "Ek",
+    "Fager",
+    "Fors",
+    "Gran",
+    "Hag",
+    "Hed",
+    "Holm",
+    "Kvarn",
+    "Lind",
+    "Ljung",
+    "Lund",
+    "Mo",
+    "Nord",
+    "Sand",
+    "Sjö",
+    "Sten",
+    "Ström",
+    "Sund",
+    "Tall",
+    "Vall",
+    "Väst",
+    "Åker",
+    "Öst",
+)
+SURNAME_TAILS = (
+    "berg",
+    "blad",
+    "bom",
+    "dahl",
+    "fjäll",
+    "gren",
+    "hed",
+    "holm",
+    "kvist",
+    "lind",
+    "lund",
+    "mark",
+    "mo",
+    "qvist",
+    "rud",
+    "sjö",
+    "sten",
+    "strand",
+    "ström",
+    "sund",
+    "vall",
+    "vik",
+)
+MIN_BEARERS = 20  # given names borne by fewer are often spelling variants or not Swedish-written
+AUGMENT_SHARE = 1.0  # copies with swapped names, per training sentence that has a person
+# Invented names (no corpus has them) in sentences as care staff write them: a recall probe.
+PROBE_NAMES = (
+    "Ingvor Kallesund",
+    "Sigbritt Almqvare",
+    "Tyra Hellsmo",
+    "Edvin Lindqvarn",
+    "Åsa Öhrnvik",
+    "Gunvald Tröskmo",
+    "Elvira Bäckfjäll",
+    "Holger Sjövind",
+    "Majvor Ekstrand",
+    "Tage Rimfors",
+)
+PROBE_SENTENCES = (
+    "Brukaren {} fick sin medicin kl 8 .",
+    "{} vill ha besöket på eftermiddagen i stället .",
+    "Vi har pratat med {} om insatsen .",
+    "Hej ! {} har fått en ny diagnos .",
+    "Dosetten hos {} var tom i morse .",
+    "Kan någon ringa {} efter lunch ?",
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -100,6 +189,59 @@ def spaces_for(words: tuple[str, ...]) -> list[bool]:
     return spaces
 
 
+def read_names(names_dir: Path) -> tuple[list[str], list[str]]:
+    given: list[str] = []
+    for file in ("tilltalsnamn-kvinnor.csv", "tilltalsnamn-man.csv"):
+        with (names_dir / file).open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if int(row["persons"]) >= MIN_BEARERS and row["name"].isalpha():
+                    given.append(row["name"])
+    with (names_dir / "efternamn_old_small.csv").open(encoding="utf-8") as f:
+        surnames = [row["lastname"] for row in csv.DictReader(f) if row["lastname"].isalpha()]
+    return sorted(set(given)), surnames
+
+
+def augment(train_set: list[Sentence], given: list[str], surnames: list[str]) -> list[Sentence]:
+    """Copies of the sentences with persons, every name swapped for a drawn one of the same length."""
+    rng = random.Random(SEED + 1)
+
+    def surname() -> str:
+        if rng.random() < 0.5:
+            return rng.choice(surnames)
+        return rng.choice(SURNAME_HEADS) + rng.choice(SURNAME_TAILS)
+
+    copies: list[Sentence] = []
+    for sentence in train_set:
+        spans = person_spans(sentence.tags)
+        if not spans or rng.random() >= AUGMENT_SHARE:
+            continue
+        words = list(sentence.words)
+        tags = list(sentence.tags)
+        for a, b in reversed(spans):
+            if b - a == 1:
+                name = [rng.choice(given) if rng.random() < 0.5 else surname()]
+            else:
+                name = [rng.choice(given) for _ in range(b - a - 1)] + [surname()]
+            genitive = sentence.words[b - 1].endswith("s") and rng.random() < 0.3
+            if genitive and not name[-1].endswith(("s", "x", "z")):
+                name[-1] += "s"
+            words[a:b] = name
+            tags[a:b] = ["PER"] * len(name)
+        copies.append(Sentence(sentence.source + "+names", tuple(words), tuple(tags)))
+    return copies
+
+
+def probe_sentences() -> list[Sentence]:
+    out = []
+    for template in PROBE_SENTENCES:
+        for name in PROBE_NAMES:
+            before, after = (part.split() for part in template.split("{}"))
+            words = (*before, *name.split(), *after)
+            tags = ("O",) * len(before) + ("PER",) * len(name.split()) + ("O",) * len(after)
+            out.append(Sentence("invented", words, tags))
+    return out
+
+
 def split(sentences: list[Sentence]) -> tuple[list[Sentence], list[Sentence], list[Sentence]]:
     """Per source, so both kinds of text are in every part in proportion."""
     rng = random.Random(SEED)
@@ -164,6 +306,8 @@ def size_of(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ner")
+    parser.add_argument("--names", type=Path, default=REPO.parent / "shared" / "data" / "names")
+    parser.add_argument("--no-augment", action="store_true", help="train on the corpora as they are")
     parser.add_argument("--out", type=Path, default=HERE / "build")
     parser.add_argument("--ship", type=Path, default=None, help="copy the best model here (the package data)")
     parser.add_argument("--limit", type=int, default=0, help="train on at most N sentences (quick trials)")
@@ -179,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     train_set, dev_set, test_set = split(sentences)
     if args.limit:
         train_set = train_set[: args.limit]
+    copies = [] if args.no_augment else augment(train_set, *read_names(args.names))
+    train_set = train_set + copies
+    random.Random(SEED + 2).shuffle(train_set)
     print(
-        f"sentences: train {len(train_set)}, dev {len(dev_set)}, held-out test {len(test_set)}; "
-        f"left out for mixed tags: {len(mixed)}; seed {SEED}",
+        f"sentences: train {len(train_set)} ({len(copies)} of them copies with swapped names), "
+        f"dev {len(dev_set)}, held-out test {len(test_set)}; left out for mixed tags: {len(mixed)}; seed {SEED}",
         flush=True,
     )
 
@@ -206,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = score(nlp, test_set)
     for key, (p, r, f, gold) in sorted(scores.items()):
         print(f"held-out PERSON {key:8} P {p:.3f}  R {r:.3f}  F1 {f:.3f}  (gold names {gold})")
+    probe = score(nlp, probe_sentences())["invented"]
+    print(f"invented names in care sentences: found {probe[1]:.3f} of {probe[3]} (P {probe[0]:.3f})")
     print(f"model size {size_of(model_best) / 1e6:.1f} MB ({model_best})")
 
     if args.ship:
@@ -239,6 +388,10 @@ def write_meta(path: Path, scores: dict[str, tuple[float, float, float, int]], n
                 "name": "SUC 3.0 (scrambled), via kb-labb/sucx3_ner",
                 "url": "https://huggingface.co/datasets/KBLab/sucx3_ner",
                 "license": "CC BY 4.0",
+            },
+            {
+                "name": "Statistics Sweden name lists via peterdalle/svensktext (names swapped into copies)",
+                "url": "https://github.com/peterdalle/svensktext",
             },
         ],
     )

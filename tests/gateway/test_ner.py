@@ -1,0 +1,180 @@
+"""The shipped person-name model: found in package data, loaded once per process, only when needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway import ner
+from gateway.cli import main
+from gateway.errors import UserError
+from tests.conftest import REPO, TEST_KEY, test_personnummer
+
+# Made-up names.
+CLIENT = "Ingvor Kallesund"
+STAFF = "Ronja Stålmark"
+CARE_NOTE = f"Hej!\nBrukaren {CLIENT} fick sin medicin kl 8.\n"
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter: what it imports and loads is what one gateway or lint process would."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BRUKARVAKT_FINGERPRINT_KEY": TEST_KEY.decode()}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_model_ships_as_package_data_and_finds_persons() -> None:
+    meta = json.loads((ner.MODEL_DIR / "meta.json").read_text(encoding="utf-8"))
+    assert ner.MODEL_DIR.is_relative_to(REPO / "gateway")
+    assert meta["lang"] == "sv" and meta["labels"]["ner"] == [ner.LABEL]
+    size = sum(f.stat().st_size for f in ner.MODEL_DIR.rglob("*") if f.is_file())
+    assert size < 10_000_000, "a few MB: it travels in the package and in git"
+    text = CARE_NOTE
+    assert [text[a:b] for a, b in ner.person_spans(text)] == [CLIENT]
+
+
+def test_the_pipeline_is_loaded_once_per_process_even_when_threads_race(tmp_path: Path) -> None:
+    result = run_python(
+        f"""
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+        from gateway import ner
+        from gateway.scanner import Scanner
+        from models.config import Config
+        from models.findings import Segment
+
+        scanner = Scanner(Config())
+        scanner.scan_segments([Segment(part="text", text="Vi ses på fredag, Edvin.")])
+        print("spacy before care context:", "spacy" in sys.modules)
+        with ThreadPoolExecutor(4) as pool:
+            first = list(pool.map(lambda _: ner.load(), range(4)))
+        found = [scanner.scan_segments([Segment(part="text", text={CARE_NOTE!r})]) for _ in range(3)]
+        print("same object:", all(nlp is ner.load() for nlp in first))
+        print("loads:", ner.loads)
+        print("kinds:", sorted({{f.kind for fs in found for f in fs}}))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "spacy before care context: False",
+        "same object: True",
+        "loads: 1",
+        "kinds: ['person_name']",
+    ]
+
+
+def test_lint_of_text_without_care_context_never_imports_spacy(tmp_path: Path) -> None:
+    (tmp_path / "utkast.txt").write_text(f"Hej {CLIENT}! Vi ses på fredag.\npnr {test_personnummer()}\n")
+    result = run_python(
+        """
+        import sys
+        from gateway.cli import main
+        code = main(["lint", "--format", "json", "utkast.txt"])
+        print("exit", code, "spacy", "spacy" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "exit 1 spacy False"
+
+
+def test_policy_off_never_loads_the_model_even_for_care_text(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("policy: {person_name: 'off'}\n")
+    (tmp_path / "note.txt").write_text(CARE_NOTE)
+    result = run_python(
+        """
+        import sys
+        from gateway.cli import main
+        code = main(["lint", "--config", "c.yaml", "note.txt"])
+        print("exit", code, "spacy", "spacy" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["exit 0 spacy False"]
+
+
+class TestLint:
+    @pytest.fixture(autouse=True)
+    def _key(self, key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+
+    def lint_json(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+        code = main(["lint", "--format", "json", *args])
+        out = capsys.readouterr().out
+        assert CLIENT not in out and "Kallesund" not in out, "the name never appears in clear"
+        (file,) = json.loads(out)["files"]
+        return code, file
+
+    def test_a_name_in_a_care_note_is_a_warning_that_passes(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        note = tmp_path / "note.txt"
+        note.write_text(CARE_NOTE)
+        code, file = self.lint_json(capsys, str(note))
+        assert code == 0 and file["verdict"] == "warn"
+        (finding,) = file["findings"]  # type: ignore[misc]
+        assert finding["rule"] == "person-name" and finding["kind"] == "person_name"
+        assert finding["severity"] == "warn" and finding["masked"] == "I***** K********"
+        assert finding["location"] == {"part": "text", "line": 2, "column": 10}
+
+    def test_block_from_config_blocks(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / "c.yaml").write_text("policy: {person_name: block}\n")
+        note = tmp_path / "note.txt"
+        note.write_text(CARE_NOTE)
+        code, file = self.lint_json(capsys, "--config", str(tmp_path / "c.yaml"), str(note))
+        assert code == 1 and file["verdict"] == "block"
+
+    def test_a_mail_signed_by_staff_has_no_finding_for_the_staff_name(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        message = tmp_path / "m.eml"
+        message.write_text(
+            f"From: {STAFF} <ronja.stalmark@kommun.example>\nTo: Edvin Lindqvarn <edvin@region.example>\n"
+            f"Subject: Ändrad insats\n\nKan du ta kvällspasset på onsdag?\n\nHälsningar\n{STAFF}\nHemtjänsten\n"
+        )
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"policy:\n  staff:\n    - {{address: ronja.stalmark@kommun.example, name: {STAFF}}}\n"
+        )
+        code, file = self.lint_json(capsys, "--config", str(config), str(message))
+        assert (code, file["verdict"], file["findings"]) == (0, "pass", [])
+
+    def test_a_staff_address_alone_is_enough_to_know_the_name(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        note = tmp_path / "note.txt"
+        note.write_text(f"Medicinen är utdelad.\nHälsningar\n{STAFF}\n")
+        code, file = self.lint_json(capsys, str(note))
+        assert [f["kind"] for f in file["findings"]] == ["person_name"], "unknown without config"  # type: ignore[attr-defined]
+        config = tmp_path / "c.yaml"
+        config.write_text("policy: {staff: [ronja.stalmark@kommun.example]}\n")
+        code, file = self.lint_json(capsys, "--config", str(config), str(note))
+        assert (code, file["verdict"]) == (0, "pass")
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ner, "MODEL_DIR", tmp_path / "ner_sv")
+    monkeypatch.setattr(ner, "_nlp", None)
+    with pytest.raises(UserError, match="name model is missing.*person_name: off"):
+        ner.person_spans(CARE_NOTE)
+
+
+def test_only_the_first_max_chars_of_a_segment_go_through_the_model() -> None:
+    filler = "Dosetten är påfylld och allt är lugnt. " * (ner.MAX_CHARS // 39 + 1)
+    assert len(filler) > ner.MAX_CHARS
+    assert [CARE_NOTE[a:b] for a, b in ner.person_spans(CARE_NOTE + filler)] == [CLIENT]
+    assert ner.person_spans(filler + CARE_NOTE) == []
