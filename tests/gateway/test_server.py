@@ -614,11 +614,27 @@ async def test_a_scan_that_takes_too_long_is_451_never_a_pass(run_gateway, sink,
     gateway.state.scanner.scan_mail = slow
     try:
         smtp = await client(gateway.port)
-        code, text = await send(smtp, STAFF, ["m@example.se"], message())
+        # A message with parts is scanned in a thread (one text part would be scanned inline).
+        sending = asyncio.create_task(send(smtp, STAFF, ["m@example.se"], _nested(1)))
+        # Meanwhile the event loop serves other sessions.
+        other = await client(gateway.port)
+        assert (await other.noop()).code == 250
+        assert not sending.done()
+        code, text = await sending
     finally:
         release.set()
     assert (code, text.split()[0]) == (451, "4.3.0")
     assert s.accepted == []
+
+
+def test_only_a_small_single_text_part_message_is_scanned_on_the_event_loop():
+    from gateway.server import INLINE_SCAN_BYTES, _cheap_to_scan
+
+    assert _cheap_to_scan(message())
+    assert _cheap_to_scan(b"Subject: x\r\n\r\nno content type: text/plain by default\r\n")
+    assert not _cheap_to_scan(_nested(1))
+    assert not _cheap_to_scan(message("x" * INLINE_SCAN_BYTES))
+    assert not _cheap_to_scan(b"Subject: x\r\nContent-Type: image/png\r\n\r\nContent-Type: text/plain\r\n")
 
 
 async def test_an_exception_in_a_session_is_451_4_3_0_and_the_server_goes_on(run_gateway, sink, capsys):
