@@ -18,7 +18,7 @@ from gateway.extractors.base import (
 from models.config import Limits
 
 # Members that mark a zip as an Office or OpenDocument file sent under a zip's name or type.
-OOXML_MARKERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"))
+OOXML_MARKERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"), ("ppt/presentation.xml", "pptx"))
 ODF_MIMETYPES = {
     b"application/vnd.oasis.opendocument.text": "odt",
     b"application/vnd.oasis.opendocument.spreadsheet": "ods",

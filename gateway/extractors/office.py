@@ -117,23 +117,36 @@ def _checked_container(att: Attachment, out: Extracted, limits: Limits) -> zipfi
 
 
 def docx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    import docx as python_docx
+    """Word, PowerPoint and any other OPC package: every part that can hold text, pictures by OCR."""
+    from docx.opc.package import OpcPackage
 
     _checked_container(att, out, limits)
-    document = python_docx.Document(io.BytesIO(att.data))
-    for part in document.part.package.iter_parts():
+    # The package, not docx.Document: templates (.dotx), macro documents (.docm) and PowerPoint
+    # files are packages of the same kind that Document() refuses by their content type.
+    package = OpcPackage.open(io.BytesIO(att.data))
+    for part in package.iter_parts():
         out.check_time(limits)
         ctype = part.content_type
-        name = PurePosixPath(str(part.partname)).name
+        path = str(part.partname)
+        name = PurePosixPath(path).name
         label = next((label for suffix, label in WORD_PARTS if ctype.endswith(suffix)), None)
+        slide = SLIDE_NUMBER.search(path)
+        if slide is not None:
+            label = f"{SLIDE_LABELS[slide.group(1)]} {slide.group(2)}"
         if label is not None:
             out.add(f"{att.part}/{label}", ooxml_text(part.blob), limits)
-        elif ctype.endswith(WORD_SKIPPED):
-            continue
+        elif ctype.endswith(WORD_SKIPPED) or path.startswith(THUMBNAIL):
+            continue  # formatting, or a picture of the first page whose text is read above
         elif ctype.endswith("+xml") or ctype in ("application/xml", "text/xml"):
             out.add(f"{att.part}/{name}", ooxml_text(part.blob), limits)  # custom XML, bound data
         else:  # pictures (text recognition), embedded workbooks and documents
             recurse(att.member(name, part.blob, ctype), out)
+
+
+pptx = docx
+THUMBNAIL = "/docProps/thumbnail."
+SLIDE_NUMBER = re.compile(r"/ppt/(slides|notesSlides)/\w+?(\d+)\.xml$")
+SLIDE_LABELS = {"slides": "bild", "notesSlides": "anteckningar bild"}
 
 
 # SpreadsheetML parts besides the cells (read by openpyxl): where else a person's text can be.

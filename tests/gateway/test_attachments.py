@@ -242,17 +242,10 @@ def eml_file(text: str) -> bytes:
     return msg.as_bytes()
 
 
-def fold(line: str) -> str:
-    """RFC 5545/6350 line folding: at most 75 octets a line, the rest after CRLF and a space."""
-    out = []
-    while len(line) > 75:
-        out.append(line[:75])
-        line = line[75:]
-    out.append(line)
-    return "\r\n ".join(out)
-
-
 def ics_file(text: str) -> bytes:
+    description = f"DESCRIPTION:Planering inför besöket hos brukaren. {text}"
+    cut = description.find(PNR[:8]) + 4 if PNR[:8] in description else 75
+    folded = description[:cut] + "\r\n " + description[cut:]  # the fold cuts through the number
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -261,7 +254,8 @@ def ics_file(text: str) -> bytes:
         "UID:1@hemtjanst.example",
         "DTSTART:20261127T090000Z",
         "SUMMARY:Hembesök",
-        fold(f"DESCRIPTION:Planering inför besöket hos brukaren på eftermiddagen. {text}"),
+        "ATTENDEE;CN=Kim Personal:mailto:personal@hemtjanst.example",
+        folded,
         "END:VEVENT",
         "END:VCALENDAR",
     ]
@@ -273,7 +267,9 @@ def vcf_file(text: str) -> bytes:
     import quopri
 
     encoded = quopri.encodestring(f"Anteckning: {text}".encode()).decode()
-    half = len(encoded) // 2
+    half = (
+        encoded.find(PNR[:8]) + 4 if PNR[:8] in encoded else len(encoded) // 2
+    )  # a soft break in the number
     lines = [
         "BEGIN:VCARD",
         "VERSION:2.1",
@@ -497,3 +493,118 @@ def test_an_outlook_message_sent_with_no_useful_type_or_name_is_recognised(
     result = lint_json(mail_with("bilaga", msg_file(tmp_path, outer_body=PNR)), tmp_path, capsys)
     assert result["verdict"] == "block"
     assert parts(result) == ["attachment:bilaga/body:text/plain"]
+
+
+# ---- what else a document holds: pictures, forms, files inside files ---------------------------------
+
+
+def png_of(text: str) -> io.BytesIO:
+    return io.BytesIO(image_file(text, "PNG"))
+
+
+def test_a_picture_in_a_word_document_is_read_by_text_recognition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import docx
+    from docx.shared import Cm
+
+    document = docx.Document()
+    document.add_paragraph("Inskannad blankett nedan.")
+    document.add_picture(png_of(f"Personnummer {PNR[:8]}-{PNR[8:]}"), width=Cm(16))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    result = lint_json(mail_with("blankett.docx", buffer.getvalue()), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:blankett.docx/image1.png"]
+
+
+def test_a_picture_in_a_workbook_is_read_by_text_recognition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import openpyxl
+    from openpyxl.drawing.image import Image as SheetImage
+
+    book = openpyxl.Workbook()
+    book.active.add_image(SheetImage(png_of(f"Personnummer {PNR[:8]}-{PNR[8:]}")), "B2")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = lint_json(mail_with("lista.xlsx", buffer.getvalue()), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:lista.xlsx/image1.png"]
+
+
+def test_a_slide_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pptx import Presentation
+    from pptx.util import Cm
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Veckans planering"
+    slide.shapes.add_textbox(Cm(2), Cm(5), Cm(20), Cm(3)).text_frame.text = f"Brukare {PNR}"
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    result = lint_json(mail_with("möte.pptx", buffer.getvalue()), tmp_path, capsys)
+    assert result["verdict"] == "block" and result["unscanned"] == []
+    assert parts(result) == ["attachment:möte.pptx/bild 1"]
+
+
+def test_a_filled_in_pdf_form_field_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer)
+    page.drawString(72, 760, "Ansökan om insats")
+    page.acroForm.textfield(name="personnummer", value=PNR, x=72, y=700, width=200, height=20)
+    page.save()
+    result = lint_json(mail_with("blankett.pdf", buffer.getvalue(), "application/pdf"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert "attachment:blankett.pdf/formulär" in parts(result)
+
+
+def test_a_file_attached_inside_a_pdf_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_file(CLEAN))))
+    writer.add_attachment("lista.csv", csv_file(PNR))
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    result = lint_json(mail_with("plan.pdf", buffer.getvalue(), "application/pdf"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:plan.pdf/lista.csv"]
+
+
+def test_a_message_saved_into_a_zip_is_read_as_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = zip_file({"vidare.eml": eml_file(f"Gäller {PNR}")})
+    result = lint_json(mail_with("arkiv.zip", archive, "application/zip"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:arkiv.zip/vidare.eml/body:text/plain"]
+
+
+def test_a_contact_card_photo_is_read_by_text_recognition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    photo = base64.b64encode(image_file(f"Personnummer {PNR[:8]}-{PNR[8:]}", "JPEG")).decode()
+    card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Kim Personal\r\nPHOTO;ENCODING=b;TYPE=JPEG:{photo}\r\nEND:VCARD\r\n"
+    result = lint_json(mail_with("kontakt.vcf", card.encode(), "text/vcard"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:kontakt.vcf/photo-4"]
+
+
+def test_text_in_utf16_without_a_byte_order_mark_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = lint_json(mail_with("export.txt", f"Brukare {PNR}".encode("utf-16-le")), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:export.txt"]
+
+
+def test_a_text_file_of_no_known_kind_is_read_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = lint_json(mail_with("LASMIG", f"Brukare {PNR}".encode()), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:LASMIG"]
