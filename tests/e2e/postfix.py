@@ -349,11 +349,12 @@ class Gateway:
 
 
 def message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    """A plain-text message as a mail program writes it: UTF-8 body sent as 8-bit (8BITMIME)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
-    msg.set_content(body)
+    msg.set_content(body, cte="8bit")
     return msg
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
 import secrets
 import smtplib
+from email.policy import default
 
 import pytest
 
@@ -138,3 +140,33 @@ def test_with_the_gateway_down_the_client_is_told_to_try_again_and_nothing_is_se
 
     submit(before_queue.postfix, STAFF, msg)
     before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag} after the restart")
+
+
+def test_the_submission_service_offers_mail_programs_only_what_the_gateway_accepts(
+    before_queue: Chain,
+) -> None:
+    # Postfix hands MAIL FROM parameters to the gateway as the client typed them: a DSN or
+    # SMTPUTF8 parameter would be refused there, so the client must not be invited to use them.
+    with smtplib.SMTP("127.0.0.1", before_queue.postfix.submission_port, timeout=30) as client:
+        client.ehlo()
+        offered = set(client.esmtp_features)
+    assert "dsn" not in offered
+    assert "smtputf8" not in offered
+    assert {"8bitmime", "starttls", "size"} <= offered
+
+
+def test_a_message_with_swedish_letters_in_its_headers_is_delivered_as_written(before_queue: Chain) -> None:
+    tag = marker()
+    msg = message(
+        STAFF,
+        "sjukskoterska@vardcentral.example",
+        f"Önskemål om ändrad tid {tag}",
+        "Hej!\n\nKundnummer 10871 önskar att besöket på lördag flyttas till eftermiddagen.\n\nAnna",
+    )
+    submit(before_queue.postfix, STAFF, msg)
+
+    delivered = before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag}")
+    assert "Kundnummer 10871 önskar" in delivered.text
+    assert "Önskemål om ändrad tid" in str(
+        email.message_from_bytes(delivered.content, policy=default)["Subject"]
+    )
