@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 # RFC 3848 and RFC 6531 "with" protocols: S = TLS, A = SMTP AUTH.
 TLS_PROTOCOLS = frozenset(
@@ -33,6 +31,9 @@ AUTH_PROTOCOLS = frozenset(
 AUTH_COMMENT = "authenticated sender:"
 TLS_COMMENT = re.compile(r"using\s+(?:TLS|SSL)", re.IGNORECASE)
 
+# A header field's name at the start of a line (continuation lines start with white space),
+# and its value with every folded line after it.
+_RECEIVED = re.compile(rb"^received[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _FROM = re.compile(r"\s*from\s+\S+\s*", re.IGNORECASE)
 _BY_WITH = re.compile(r"by\s+\S+(?:\s+\([^()]*\))?\s+with\s+(?P<protocol>[A-Za-z0-9]+)\b", re.IGNORECASE)
 
@@ -50,16 +51,19 @@ NOBODY = UpstreamIdentity()
 
 
 def top_received(data: bytes) -> str | None:
-    """The first Received header of a message, unfolded, or None."""
+    """The first Received header of a message, unfolded, or None.
+
+    A regular expression over the header block rather than the email parser: this runs for every
+    message from a trusted upstream, and the parser would read every header to find one.
+    """
     end = data.find(b"\r\n\r\n")
     if end < 0:
         end = data.find(b"\n\n")
-    head = data if end < 0 else data[: end + 2]
-    # headersonly: the body (possibly megabytes) is not parsed
-    value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Received")
-    if value is None:
+    match = _RECEIVED.search(data, 0, len(data) if end < 0 else end + 2)
+    if match is None:
         return None
-    return re.sub(r"\r?\n[ \t]+", " ", str(value)).strip()
+    value = match.group(1).decode("utf-8", "replace")
+    return re.sub(r"\r?\n[ \t]+", " ", value).strip()
 
 
 def _comments(text: str) -> tuple[list[str], str]:

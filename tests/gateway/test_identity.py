@@ -98,3 +98,9 @@ def test_a_header_postfix_did_not_write_names_nobody():
 def test_the_body_is_not_searched_for_a_received_header():
     assert top_received(b"Subject: x\r\n\r\n" + POSTFIX_SUBMISSION) is None
     assert top_received(POSTFIX_SUBMISSION + REST).startswith("from pc12.kommun.example")
+
+
+def test_line_endings_and_case_of_the_field_name_do_not_matter():
+    lf = POSTFIX_SUBMISSION.replace(b"\r\n", b"\n").replace(b"Received:", b"RECEIVED :")
+    found = from_message(b"Return-Path: <x@y>\n" + lf + REST.replace(b"\r\n", b"\n"))
+    assert (found.authenticated_as, found.tls) == ("anna.chef@kommun.example", True)
