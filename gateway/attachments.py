@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import PurePosixPath
 
 from gateway.extractors import archives, images, messages, office, pdf, textual
@@ -9,6 +10,12 @@ from gateway.extractors.base import Attachment, Extracted, Extractor, Recurse, U
 from models.config import Limits
 
 __all__ = ["Attachment", "Extracted", "Extractor", "Recurse", "Unreadable", "extract", "extractor_for"]
+
+# Parser libraries log what they meet in a file (attachment names, subjects, damaged objects):
+# their messages could carry an identifier into the gateway's log, so only their failures are kept.
+QUIET_LIBRARIES = ("extract_msg", "RTFDE", "olefile", "pypdf", "PIL", "openpyxl", "docx", "pytesseract")
+for _library in QUIET_LIBRARIES:
+    logging.getLogger(_library).setLevel(logging.CRITICAL)
 
 # Formats by MIME type and by file name ending; type before name, except for the vague types below.
 BY_TYPE: dict[str, Extractor] = {

@@ -158,8 +158,12 @@ RATIO_FLOOR_BYTES = 1024 * 1024
 CHUNK = 64 * 1024
 
 
-def open_zip(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile:
-    """The archive, after its directory has been checked against every limit and for encryption."""
+def open_zip(att: Attachment, out: Extracted, limits: Limits, check_ratio: bool = True) -> zipfile.ZipFile:
+    """The archive, after its directory has been checked against every limit and for encryption.
+
+    Office files skip the ratio (thousands of formatted empty rows differ only in their number and
+    pack far better than text); their declared sizes still count against max_unpacked_bytes before
+    a library unpacks anything, and no member is read past its declared size."""
     import io
 
     try:
@@ -173,9 +177,8 @@ def open_zip(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile
     for info in infos:
         if info.flag_bits & ENCRYPTED_FLAG or info.compress_type == AES_METHOD:
             raise Unreadable(ENCRYPTED)
-        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > limits.max_compression_ratio * max(
-            info.compress_size, 1
-        ):
+        packed = max(info.compress_size, 1)
+        if check_ratio and info.file_size > max(RATIO_FLOOR_BYTES, limits.max_compression_ratio * packed):
             raise Unreadable(f"packad mer än {limits.max_compression_ratio:g} gånger (zipbomb?)")
         declared += info.file_size
     if declared > limits.max_unpacked_bytes:

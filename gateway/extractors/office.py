@@ -111,7 +111,7 @@ def _checked_container(att: Attachment, out: Extracted, limits: Limits) -> zipfi
         if _ole_streams(att.data) & ENCRYPTED_STREAMS:
             raise Unreadable(ENCRYPTED)
         raise Unreadable("ett äldre Office-format under ett nyare namn")
-    zf = open_zip(att, out, limits)
+    zf = open_zip(att, out, limits, check_ratio=False)
     out.unpack(sum(i.file_size for i in zf.infolist()), limits)
     return zf
 
