@@ -854,3 +854,53 @@ def test_a_part_name_holding_an_identifier_is_masked_in_the_reply():
     reply = replies.block(verdict, marker=None, redact=redact)
     assert "journal_" in reply and "krypterad" in reply
     assert leaks(reply) == []
+
+
+def _with_broken_zip() -> bytes:
+    import base64
+
+    zipped = base64.b64encode(b"PK\x03\x04 this is no zip archive at all").decode()
+    return (
+        f"From: {STAFF}\r\nTo: m@example.se\r\nSubject: bilaga\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSe bilaga.\r\n'
+        '--b\r\nContent-Type: application/zip; name="lista.zip"\r\nContent-Transfer-Encoding: base64\r\n'
+        f'Content-Disposition: attachment; filename="lista.zip"\r\n\r\n{zipped}\r\n--b--\r\n'
+    ).encode()
+
+
+async def test_an_unreadable_part_blocks_by_default(run_gateway, sink):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], _with_broken_zip())
+    assert (code, text.split()[0]) == (550, "5.7.1")
+    assert "kunde inte granskas" in text
+    assert s.accepted == []
+
+
+async def test_with_on_unscannable_warn_it_passes_marked_and_the_sender_may_be_told(run_gateway, sink):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_unscannable": "warn", "notify_on_warn": True}
+    )
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["m@example.se"], _with_broken_zip())
+    await _settled(gateway)
+    assert code == 250
+    delivered = [m for m in s.accepted if m[1] == ["m@example.se"]]
+    notices = [m for m in s.accepted if m[1] == [STAFF]]
+    assert delivered[0][2].startswith(b"X-Brukarvakt-Verdict: warn; unscanned=1\r\n")
+    assert len(notices) == 1 and notices[0][0] == "<>"
+
+
+async def test_an_exception_in_any_command_is_451_4_3_0_not_500(run_gateway):
+    gateway = await run_gateway()
+    smtp = await client(gateway.port)
+    state, gateway.state = gateway.state, None  # every hook that reads the config now fails
+    try:
+        code, text = await send(smtp, STAFF, ["m@example.se"], message())
+    finally:
+        gateway.state = state
+    assert (code, text.split()[0]) == (451, "4.3.0")
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+    assert code == 250
