@@ -29,6 +29,9 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import compress, count
+from operator import not_
 
 from models.findings import Kind, Severity
 from models.register import Client
@@ -79,6 +82,7 @@ def _fold_table() -> dict[int, str]:
 _FOLD = _fold_table()
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Case and diacritics folded, apostrophes dropped: `Öberg` -> `oberg`, `O'Neil` -> `oneil`."""
     return word.casefold().translate(_FOLD)
@@ -360,6 +364,7 @@ class _Token:
     folded: str
     kind: str  # word | num | comma
     final: bool  # a genitive suffix ends the name here
+    eligible: bool = True  # False for a common word in lower case
 
 
 @dataclass
@@ -435,27 +440,35 @@ class RegisterIndex:
                 return True
         return False
 
-    def candidates(self, text: str) -> list[str]:
-        """Raw words of the text that may begin a client's name, address or phone number.
+    def candidates(self, text: str) -> Iterator[tuple[int, int]]:
+        """Spans of the raw words (as `str.split` cuts them) that may begin a client's identifier.
 
-        Almost every word of a message has been seen before: set operations in C sort them,
-        and only a new word costs a hash.
+        Almost every word of a message has been seen before: C-level set lookups pass over the
+        known ones, and only a new word costs a hash. The words left are found in the text in
+        order, so that the text is searched once, not once per word.
         """
         cache = self._cache
-        rest = set(text.split())
-        rest -= cache.nonstarts
-        found = []
-        for raw in rest:
-            if raw in cache.starts:
-                found.append(raw)
-            elif self._begins_something(cache, raw):
-                cache.starts.add(raw)
-                found.append(raw)
-            else:
-                cache.nonstarts.add(raw)
-        if len(cache.nonstarts) + len(cache.starts) > CACHE_LIMIT or len(cache.hashes) > CACHE_LIMIT:
+        nonstarts, starts = cache.nonstarts, cache.starts
+        words = text.split()
+        pos = 0
+        for i in compress(count(), map(not_, map(nonstarts.__contains__, words))):
+            raw = words[i]
+            if raw not in starts:
+                if not self._begins_something(cache, raw):
+                    nonstarts.add(raw)
+                    continue
+                starts.add(raw)
+            # Every whitespace-bounded occurrence of `raw` is one of these words: the next one
+            # after the last found is this one.
+            while (pos := text.find(raw, pos)) >= 0:
+                end = pos + len(raw)
+                if (pos == 0 or text[pos - 1].isspace()) and (end == len(text) or text[end].isspace()):
+                    yield pos, end
+                    pos = end
+                    break
+                pos += 1
+        if len(nonstarts) + len(starts) > CACHE_LIMIT or len(cache.hashes) > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
-        return found
 
     def search(self, text: str) -> list[tuple[_Match, int]]:
         """Every match in the text, overlaps resolved (leftmost, then longest), as (match, value).
@@ -464,20 +477,9 @@ class RegisterIndex:
         are the two first-last pairs, not "Quarnlid, Ebba".
         """
         matches: dict[tuple[int, int], tuple[_Match, int]] = {}
-        done: set[int] = set()
-        for raw in self.candidates(text):
-            pos = text.find(raw)
-            while pos >= 0:
-                end = pos + len(raw)
-                if (
-                    pos not in done
-                    and (pos == 0 or text[pos - 1].isspace())
-                    and (end == len(text) or text[end].isspace())
-                ):
-                    done.add(pos)
-                    for m, value in self._at(text, pos, end):
-                        matches.setdefault((m.start, m.end), (m, value))
-                pos = text.find(raw, pos + 1)
+        for start, end in self.candidates(text):
+            for m, value in self._at(text, start, end):
+                matches.setdefault((m.start, m.end), (m, value))
         chosen: list[tuple[_Match, int]] = []
         taken: list[tuple[int, int]] = []
         for m, value in sorted(matches.values(), key=lambda mv: (mv[0].start, mv[0].start - mv[0].end)):
@@ -490,13 +492,12 @@ class RegisterIndex:
         """Matches that begin in the raw word text[start:end]."""
         if _PHONE_HINT.search(text, start, end):
             yield from self._phones(text, start, end)
-        limit = min(len(text), end + WINDOW)
-        tokens = _tokens(text, start, limit)
-        for i, t in enumerate(tokens):
-            if t.start >= end:
-                break
+        tokens = _Tokens(text, start, min(len(text), end + WINDOW))
+        i = 0
+        while (t := tokens.get(i)) is not None and t.start < end:
             if t.kind == "word":
                 yield from self._walk(text, tokens, i)
+            i += 1
 
     def _token_hash(self, t: _Token, cache: _Cache) -> int:
         if t.kind == "comma":
@@ -505,33 +506,34 @@ class RegisterIndex:
             return TITLE
         return self._hash(cache, t.folded)
 
-    def _walk(self, text: str, tokens: list[_Token], first: int) -> Iterator[tuple[_Match, int]]:
+    def _walk(self, text: str, tokens: _Tokens, first: int) -> Iterator[tuple[_Match, int]]:
         get = self.tables.phrases.get
         cache = self._cache
         node = ROOT
-        for j in range(first, len(tokens)):
-            t = tokens[j]
-            if j > first:
-                prev = tokens[j - 1]
+        j = first - 1
+        prev: _Token | None = None
+        while (t := tokens.get(j := j + 1)) is not None:
+            if prev is not None:
                 gap = _TITLE_GAP if prev.kind == "word" and prev.folded in _TITLES else _GAP
                 if gap.fullmatch(text, prev.end_genitive, t.start) is None:
                     return
-            if t.kind == "word" and not _eligible(t.written):
+            if not t.eligible:
                 return
             h = self._token_hash(t, cache)
             if t.kind != "comma" and j > first:
                 value = get(mix(node, h))
                 if value >> 1 & 7:
-                    yield self._match(text, tokens[first : j + 1], value, genitive=False), value
+                    yield self._match(text, tokens.span(first, j + 1), value, genitive=False), value
                 elif t.kind == "word" and not t.final and len(t.folded) > 2 and t.folded.endswith("s"):
                     value = get(mix(node, self._hash(cache, t.folded[:-1])))
                     if value >> 1 & 7:
-                        yield self._match(text, tokens[first : j + 1], value, genitive=True), value
+                        yield self._match(text, tokens.span(first, j + 1), value, genitive=True), value
             if t.final:
                 return
             node = mix(node, h)
             if not get(node) & _PREFIX:
                 return
+            prev = t
 
     def _match(self, text: str, tokens: list[_Token], value: int, genitive: bool) -> _Match:
         kind = value >> 1 & 7
@@ -604,16 +606,34 @@ def _join(words_: list[str], separators: list[str]) -> str:
     return out
 
 
-def _tokens(text: str, start: int, limit: int) -> list[_Token]:
-    found = []
-    for m in TOKEN.finditer(text, start, limit):
-        if m["word"]:
-            gen_end = m.end()
-            found.append(
-                _Token(m.start(), m.end("word"), gen_end, m["word"], fold(m["word"]), "word", bool(m["gen"]))
-            )
-        elif m["num"]:
-            found.append(_Token(m.start(), m.end(), m.end(), m["num"], m["num"], "num", False))
-        else:
-            found.append(_Token(m.start(), m.end(), m.end(), ",", ",", "comma", False))
-    return found
+def _token(m: re.Match[str]) -> _Token:
+    if m["word"]:
+        word = m["word"]
+        folded = fold(word)
+        eligible = not (word.islower() and folded in COMMON_WORD_NAMES)
+        return _Token(m.start(), m.end("word"), m.end(), word, folded, "word", bool(m["gen"]), eligible)
+    if m["num"]:
+        return _Token(m.start(), m.end(), m.end(), m["num"], m["num"], "num", False)
+    return _Token(m.start(), m.end(), m.end(), ",", ",", "comma", False)
+
+
+class _Tokens:
+    """The tokens from a position on, read only as far as a walk goes (most stop after two)."""
+
+    __slots__ = ("_found", "_source")
+
+    def __init__(self, text: str, start: int, limit: int) -> None:
+        self._source = TOKEN.finditer(text, start, limit)
+        self._found: list[_Token] = []
+
+    def get(self, i: int) -> _Token | None:
+        found = self._found
+        while len(found) <= i:
+            m = next(self._source, None)
+            if m is None:
+                return None
+            found.append(_token(m))
+        return found[i]
+
+    def span(self, start: int, end: int) -> list[_Token]:
+        return self._found[start:end]
