@@ -229,6 +229,7 @@ class Outcome:
     action: Action
     verdict: Verdict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    audited: bool = False
 
 
 class Gateway:
@@ -408,6 +409,20 @@ class Gateway:
             outcome = Outcome(
                 replies.plain(replies.TEMPORARY_FAILURE), "deferred", extra={"error": type(e).__name__}
             )
+        if not outcome.audited and state.scanner is not None:
+            # Refused or deferred before the policy spoke (a limit, an error): still a decision
+            # about a message that did not leave, so compliance sees it too.
+            why = outcome.extra.get("limit") or outcome.extra.get("error") or "unknown"
+            fields = {
+                "message_id": None,
+                "authenticated_as": _login(session) or None,
+                "envelope_sender": mail_from,
+                "recipients": rcpt_tos,
+                "verdict": Verdict(verdict="block", reason=f"not-decided: {why}"),
+                "size": len(data),
+                "scan_seconds": 0.0,
+            }
+            await self._audit(state, fields, outcome.action)
         log(
             "message",
             connection=conn_id,
@@ -501,10 +516,11 @@ class Gateway:
             marker = config.secure.marker.subject_tag if config.secure.next_hop is not None else None
             await self._audit(state, audit, "rejected")
             reply = replies.block(verdict, marker=marker, why=why, redact=scanner.redact)
-            return Outcome(reply, "rejected", verdict)
+            return Outcome(reply, "rejected", verdict, audited=True)
 
         outcome = await self._hand_on(state, verdict, mail_from, rcpt_tos, data, secure=secure)
         await self._audit(state, audit, outcome.action)
+        outcome.audited = True
         if outcome.action == "delivered" and verdict.verdict == "warn" and config.policy.notify_on_warn:
             self._track(self._notify(state, data, verdict, mail_from, rcpt_tos))
         return outcome
@@ -547,7 +563,11 @@ class Gateway:
         await self._audit(state, audit, "quarantined", quarantine_id=qid)
         self._track(self._notify(state, data, verdict, mail_from, rcpt_tos, reference=qid))
         return Outcome(
-            replies.plain(replies.QUARANTINED), "quarantined", verdict, extra={"quarantine_id": qid}
+            replies.plain(replies.QUARANTINED),
+            "quarantined",
+            verdict,
+            extra={"quarantine_id": qid},
+            audited=True,
         )
 
     async def _audit(
@@ -555,10 +575,10 @@ class Gateway:
     ) -> None:
         from models.audit import AuditRecord
 
-        record = AuditRecord.from_decision(
-            time=datetime.now(UTC), action=action, quarantine_id=quarantine_id, **fields
-        )
         try:
+            record = AuditRecord.from_decision(
+                time=datetime.now(UTC), action=action, quarantine_id=quarantine_id, **fields
+            )
             await self.audit_writer.write(state.audit, record)
         except Exception as e:
             # The message's fate is already decided (maybe delivered): answering 451 now would

@@ -562,12 +562,14 @@ async def test_a_too_long_line_is_554_5_6_0(run_gateway):
     assert code == 250
 
 
-async def test_too_many_header_fields_is_554_5_6_0(run_gateway):
+async def test_too_many_header_fields_is_554_5_6_0_and_audited(run_gateway, tmp_path):
     gateway = await run_gateway(limits={"max_headers": 10})
     smtp = await client(gateway.port)
     extra = "".join(f"X-Extra-{i}: {i}\r\n" for i in range(5))
     code, text = await send(smtp, STAFF, ["m@example.se"], message(extra_headers=extra))
     assert (code, text.split()[0]) == (554, "5.6.0")
+    [record] = audit_lines(tmp_path)
+    assert (record["action"], record["reason"]) == ("rejected", "not-decided: max_headers")
 
 
 def _nested(depth: int) -> bytes:
@@ -625,6 +627,8 @@ async def test_a_scan_that_takes_too_long_is_451_never_a_pass(run_gateway, sink,
         release.set()
     assert (code, text.split()[0]) == (451, "4.3.0")
     assert s.accepted == []
+    [record] = audit_lines(tmp_path)
+    assert (record["action"], record["reason"]) == ("deferred", "not-decided: scan_timeout")
 
 
 def test_only_a_small_single_text_part_message_is_scanned_on_the_event_loop():
