@@ -608,3 +608,14 @@ def test_a_text_file_of_no_known_kind_is_read_as_text(
     result = lint_json(mail_with("LASMIG", f"Brukare {PNR}".encode()), tmp_path, capsys)
     assert result["verdict"] == "block"
     assert parts(result) == ["attachment:LASMIG"]
+
+
+def test_every_page_of_a_scanned_multipage_tiff_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    buffer = io.BytesIO()
+    first, second = typed_page("Sida ett, inget nummer"), typed_page(f"Personnummer {PNR[:8]}-{PNR[8:]}")
+    first.save(buffer, format="TIFF", save_all=True, append_images=[second])
+    result = lint_json(mail_with("fax.tif", buffer.getvalue(), "image/tiff"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert set(parts(result)) == {"attachment:fax.tif/sida 2"}

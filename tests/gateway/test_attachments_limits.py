@@ -10,15 +10,26 @@ import subprocess
 import time
 import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gateway import mail
+from gateway import attachments, mail
+from gateway.extractors.base import Attachment, Extracted
 from models.config import Limits, Policy, Secure
 from models.findings import SenderContext
 from rules import policy
-from tests.gateway.test_attachments import CLEAN, PNR, lint_json, mail_with, pdf_file, zip_file
+from tests.gateway.test_attachments import (
+    CLEAN,
+    PNR,
+    docx_file,
+    lint_json,
+    mail_with,
+    pdf_file,
+    xlsx_file,
+    zip_file,
+)
 
 MIB = 1024 * 1024
 # Reading an encrypted or oversized file must be refused, not attempted: well within these.
@@ -124,6 +135,31 @@ def test_a_gzip_bomb_is_stopped_while_unpacking() -> None:
     assert seconds < QUICK_SECONDS and peak < BOUNDED_PEAK_BYTES
 
 
+def encrypted_office(data: bytes) -> bytes:
+    """Word's and Excel's "protect with password": the package encrypted inside an OLE file."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    encrypted = io.BytesIO()
+    OOXMLFile(io.BytesIO(data)).encrypt("hemligt", encrypted)
+    return encrypted.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("plan.docx", lambda: docx_file(f"Personnummer {PNR}")), ("lista.xlsx", lambda: xlsx_file(int(PNR)))],
+    ids=["docx", "xlsx"],
+)
+def test_a_password_protected_word_or_excel_file_is_unscannable(name: str, data: Callable[[], bytes]) -> None:
+    text, seconds, _ = scan_measured(mail_with(name, encrypted_office(data())))
+    assert unscannable_reasons(text) == {f"attachment:{name}": "lösenordsskyddad (krypterad)"}
+    assert seconds < QUICK_SECONDS
+
+
+def test_a_password_protected_office_file_without_a_name_is_recognised_as_such() -> None:
+    text, _, _ = scan_measured(mail_with("bilaga", encrypted_office(docx_file(CLEAN))))
+    assert unscannable_reasons(text) == {"attachment:bilaga": "lösenordsskyddad (krypterad)"}
+
+
 # ---- the other limits ------------------------------------------------------------------------------
 
 
@@ -150,6 +186,40 @@ def test_more_unpacked_bytes_than_the_budget_is_unscannable() -> None:
         mail_with("arkiv.zip", archive, "application/zip"), Limits(max_unpacked_bytes=100_000)
     )
     assert unscannable_reasons(text) == {"attachment:arkiv.zip": "packar upp till mer än 100000 byte"}
+
+
+def test_an_office_file_that_would_unpack_past_the_budget_is_refused_before_unpacking() -> None:
+    buffer = io.BytesIO(docx_file(CLEAN))
+    with (
+        zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as package,
+        package.open("word/media/x.bin", "w") as member,
+    ):
+        for _ in range(4):
+            member.write(bytes(MIB))
+    limits = Limits(max_unpacked_bytes=2 * MIB)
+    text, seconds, peak = scan_measured(mail_with("plan.docx", buffer.getvalue()), limits)
+    assert unscannable_reasons(text) == {"attachment:plan.docx": f"packar upp till mer än {2 * MIB} byte"}
+    assert seconds < QUICK_SECONDS and peak < BOUNDED_PEAK_BYTES
+
+
+def test_reading_past_the_message_time_limit_makes_the_rest_unscannable() -> None:
+    out = Extracted(started=time.monotonic() - 31)  # the message has used its 30 s already
+    attachments.extract(
+        Attachment(
+            part="attachment:plan.txt",
+            name="plan.txt",
+            content_type="text/plain",
+            data=CLEAN.encode(),
+            charset=None,
+            depth=1,
+        ),
+        out,
+        Limits(),
+    )
+    assert [(u.name, u.reason) for u in out.unscanned] == [
+        ("attachment:plan.txt", "granskningen tog längre än 30 s")
+    ]
+    assert out.segments == []
 
 
 def test_a_pdf_with_more_pages_than_allowed_is_unscannable() -> None:
