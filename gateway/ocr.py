@@ -24,8 +24,8 @@ MAX_UPSCALE = 3
 # Tesseract's OpenMP threads fight each other on a busy machine: one thread per page read was 7x
 # faster than the default here (4 s against 28 s for an A4 page, 2 cores under load).
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-# Digit groups that recognition split with a space (1945 0312-1234): joined in an extra line.
-_SPLIT_DIGITS = re.compile(r"(?<=\d) (?=\d)")
+# Digit groups that recognition split with a space (1945 0312-1234), a dash or plus allowed once.
+_SPLIT_RUN = re.compile(r"(?<![\d-])\d+(?: \d+)*(?:[-+]\d+(?: \d+)*)?(?![\d-])")
 
 
 def recognize(image: Image, out: Extracted, limits: Limits, cache: dict[str, str] | None = None) -> str:
@@ -65,15 +65,25 @@ def recognize(image: Image, out: Extracted, limits: Limits, cache: dict[str, str
 
 
 def with_joined_digits(text: str) -> str:
-    """Recognition reads a typed 19450312-1234 now and then as 1945 0312-1234: each line whose
-    digit groups were split is followed by the same line with them joined."""
+    """Recognition reads a typed 19450312-1234 now and then as 1945 0312-1234: a run of digit
+    groups that joined would have a personnummer's length (12 digits, or 10 not starting with 0,
+    which a Swedish phone number does) is added, joined, on a line after its own."""
     lines: list[str] = []
     for line in text.splitlines():
         lines.append(line)
-        joined = _SPLIT_DIGITS.sub("", line)
-        if joined != line:
-            lines.append(joined)
+        joined = [
+            run.replace(" ", "")
+            for run in (m.group(0) for m in _SPLIT_RUN.finditer(line))
+            if " " in run and _identity_length(run.replace(" ", ""))
+        ]
+        if joined:
+            lines.append(" ".join(joined))
     return "\n".join(lines)
+
+
+def _identity_length(run: str) -> bool:
+    digits = run.replace("-", "").replace("+", "")
+    return len(digits) == 12 or (len(digits) == 10 and not digits.startswith("0"))
 
 
 def _prepared(image: Image) -> Image:

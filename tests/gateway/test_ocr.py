@@ -19,10 +19,17 @@ def test_a_typed_personnummer_in_a_scanned_page_is_read_with_its_digits() -> Non
 
 
 def test_digit_groups_split_by_recognition_are_also_offered_joined() -> None:
-    assert (
-        ocr.with_joined_digits("pnr 1945 0312-1234\nannat") == "pnr 1945 0312-1234\npnr 19450312-1234\nannat"
-    )
-    assert ocr.with_joined_digits("inga siffror") == "inga siffror"
+    assert ocr.with_joined_digits("pnr 1945 0312-1234\nannat") == "pnr 1945 0312-1234\n19450312-1234\nannat"
+    assert ocr.with_joined_digits("450 312-1234 ok") == "450 312-1234 ok\n450312-1234"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["inga siffror", "070 123 45 67", "kl 14 30 den 26 11", "19450312-1234 redan helt", "kund 10234 12 st"],
+    ids=["no-digits", "phone", "times", "already-whole", "customer-number"],
+)
+def test_other_digit_groups_are_left_alone(line: str) -> None:
+    assert ocr.with_joined_digits(line) == line
 
 
 def test_the_time_spent_is_counted_against_the_message() -> None:
