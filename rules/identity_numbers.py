@@ -22,7 +22,7 @@ def detect(
         written = text.text[number.start : number.end]
         if customer_numbers and written in customer_numbers:
             continue
-        if phones.is_phone(text.text, number) or phones.is_payment_reference(text.text, number):
+        if phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number):
             continue
         start, end = text.span_to_original(number.start, number.end)
         yield Hit(

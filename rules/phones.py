@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import phonenumbers
-
 from rules.personnummer import IdentityNumber
 from rules.words import CONTEXT_WINDOW, NEGATIVE_CONTEXT_WORDS, PHONE_WORDS
 
-_RUN_CHARS = re.compile(r"[0-9 +\-()\u00a0]{0,8}")
-_RUN_CHARS_BEFORE = re.compile(r"[0-9 +\-()\u00a0]{0,8}$")
+_RUN_MAX = 8  # characters of a phone number's run on either side of the number
+_RUN_CHARS = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}")
+_RUN_CHARS_BEFORE = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}$")
 
 
 def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
@@ -31,6 +30,10 @@ def _near(pattern: re.Pattern[str], text: str, start: int, end: int) -> bool:
 
 @lru_cache(maxsize=4096)
 def _valid_swedish_phone(written: str) -> bool:
+    # Imported on the first candidate that needs it: its import and metadata cost more than the
+    # rest of `brukarvakt lint`'s start-up, and most text has no such candidate.
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(written, "SE")
     except phonenumbers.NumberParseException:
@@ -42,7 +45,9 @@ def is_phone(text: str, number: IdentityNumber) -> bool:
     """A valid Swedish number written as a phone number, or next to a phone word."""
     if number.canonical_form:
         return False
-    before = _RUN_CHARS_BEFORE.search(text, 0, number.start)
+    # Searching from the start of the text would cost a pass over everything before the number;
+    # one character more than a run, as `$` also matches before a newline that ends the window.
+    before = _RUN_CHARS_BEFORE.search(text, max(0, number.start - _RUN_MAX - 1), number.start)
     after = _RUN_CHARS.match(text, number.end)
     run_start = before.start() if before else number.start
     run_end = after.end() if after else number.end

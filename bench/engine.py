@@ -1,0 +1,302 @@
+"""The benchmark: the rules engine and `brukarvakt lint` against Presidio's Swedish recognizer.
+
+    python3 -m bench.engine            # from the repository root; --help for the options
+
+Generates the synthetic corpus (bench/corpus.py) into a folder of files, then in the same run
+times, over the same texts: the rules engine in-process; `brukarvakt lint` over the folder as a
+whole process (start-up included); Presidio's SePersonnummerRecognizer as a whole process over the
+same folder (bench/presidio_runner.py) and in-process. Each timing is the median of several runs
+(the machine may be shared and noisy). Prints MB/s, the ratios, and each side's recall and false
+positives against the corpus's ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from bench import corpus
+from bench.corpus import Document
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "bench" / "out"
+RUNNER = Path(__file__).resolve().parent / "presidio_runner.py"
+# A fixed key: the benchmark must neither read nor create the installation's key file.
+BENCH_KEY = "brukarvakt-benchmark-key-not-for-production"
+KEY_ENV = "BRUKARVAKT_FINGERPRINT_KEY"
+# The job Presidio's recognizer does: identity numbers (phones, references and context included).
+# The person-name rule runs a spaCy model at tens of kB/s and has no counterpart on Presidio's side;
+# without a register file there are no client names to look for.
+BENCH_CONFIG = """\
+policy:
+  person_name: "off"
+register: {path: var/register.db}
+"""
+
+Span = tuple[int, int]
+
+
+@dataclass
+class Accuracy:
+    planted: int = 0
+    found: int = 0
+    false_positives: Counter[str] = field(default_factory=Counter)
+
+    def add(self, doc: Document, spans: Iterable[Span]) -> None:
+        """Spans reported in one document: each either hits a planted identifier or is a false positive."""
+        hit = set()
+        for start, end in spans:
+            planted = [i for i, p in enumerate(doc.planted) if start < p.end and p.start < end]
+            if planted:
+                hit.update(planted)
+                continue
+            kinds = [n.kind for n in doc.negatives if start < n.end and n.start < end]
+            self.false_positives[kinds[0] if kinds else "other text"] += 1
+        self.planted += len(doc.planted)
+        self.found += len(hit)
+
+    @property
+    def recall(self) -> str:
+        share = self.found / self.planted if self.planted else 1.0
+        return f"{self.found}/{self.planted} ({share:.0%})"
+
+    @property
+    def false_positive_total(self) -> int:
+        return sum(self.false_positives.values())
+
+
+@dataclass
+class Timing:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    name: str
+    timing: Timing
+    accuracy: Accuracy
+
+    def mb_per_s(self, megabytes: float) -> float:
+        return megabytes / statistics.median(self.timing.wall)
+
+    def cpu_mb_per_s(self, megabytes: float) -> float:
+        return megabytes / statistics.median(self.timing.cpu)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two sides, in-process.
+
+
+def engine_in_process(docs: list[Document]) -> Callable[[], list[list[Span]]]:
+    from models.findings import Segment
+    from rules import engine
+
+    ctx = engine.ScanContext(fingerprint_key=BENCH_KEY.encode(), today=date.today())
+
+    def run() -> list[list[Span]]:
+        return [
+            [(f.start, f.end) for f in engine.scan([Segment(part="text", text=d.text)], ctx)] for d in docs
+        ]
+
+    return run
+
+
+def presidio_in_process(docs: list[Document]) -> Callable[[], list[list[Span]]]:
+    from presidio_analyzer.predefined_recognizers import SePersonnummerRecognizer
+
+    recognizer = SePersonnummerRecognizer()
+
+    def run() -> list[list[Span]]:
+        return [
+            [
+                (r.start, r.end)
+                for r in recognizer.analyze(d.text, entities=["SE_PERSONNUMMER"], nlp_artifacts=None)
+            ]
+            for d in docs
+        ]
+
+    return run
+
+
+def time_in_process(run: Callable[[], list[list[Span]]], timing: Timing) -> list[list[Span]]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    spans = run()
+    timing.wall.append(time.perf_counter() - wall)
+    timing.cpu.append(time.process_time() - cpu)
+    return spans
+
+
+# ---------------------------------------------------------------------------------------------
+# The two sides as whole processes, start-up included.
+
+
+def lint_command() -> list[str]:
+    """The installed `brukarvakt` script beside this interpreter (not a version manager's shim)."""
+    beside = Path(sys.executable).with_name("brukarvakt")
+    if beside.exists():
+        return [str(beside)]
+    installed = shutil.which("brukarvakt")
+    return [installed] if installed else [sys.executable, "-m", "gateway.cli"]
+
+
+def time_process(command: list[str], timing: Timing, cwd: Path) -> bytes:
+    env = {**os.environ, KEY_ENV: BENCH_KEY}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
+    timing.wall.append(time.perf_counter() - wall)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    if done.returncode not in (0, 1):
+        sys.exit(
+            f"{' '.join(command)} failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}"
+        )
+    return done.stdout
+
+
+def _offset(line_starts: list[int], line: int, column: int) -> int:
+    return line_starts[line - 1] + column - 1
+
+
+def lint_spans(output: bytes, docs: list[Document], folder: Path) -> list[list[Span]]:
+    """Where lint's findings start, from its JSON output (line and column of the text)."""
+    by_path = {Path(f["path"]).name: f["findings"] for f in json.loads(output)["files"]}
+    spans = []
+    for doc in docs:
+        starts = [0] + [i + 1 for i, ch in enumerate(doc.text) if ch == "\n"]
+        found = by_path.get(doc.name)
+        if found is None:
+            sys.exit(f"lint did not report {folder / doc.name}")
+        offsets = [_offset(starts, f["location"]["line"], f["location"]["column"]) for f in found]
+        spans.append([(o, o + 1) for o in offsets])
+    return spans
+
+
+def presidio_spans(output: bytes, docs: list[Document]) -> list[list[Span]]:
+    found = json.loads(output)
+    return [[(s, e) for s, e in found[doc.name]] for doc in docs]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def measure(docs: list[Document], folder: Path, repeat: int) -> list[Row]:
+    names = (
+        "rules engine, in-process",
+        "brukarvakt lint, whole process",
+        "Presidio SePersonnummer, whole process",
+        "Presidio SePersonnummer, in-process",
+    )
+    timings = {name: Timing() for name in names}
+    config = folder.parent / "bench-config.yaml"
+    config.write_text(BENCH_CONFIG, encoding="utf-8")
+    lint = [*lint_command(), "lint", "--config", str(config), "--format", "json", str(folder)]
+    presidio = [sys.executable, str(RUNNER), str(folder)]
+    engine_run, presidio_run = engine_in_process(docs), presidio_in_process(docs)
+    # One untimed round: file cache, compiled bytecode, lazy imports.
+    results = {
+        names[0]: engine_run(),
+        names[1]: lint_spans(time_process(lint, Timing(), folder.parent), docs, folder),
+        names[2]: presidio_spans(time_process(presidio, Timing(), folder.parent), docs),
+        names[3]: presidio_run(),
+    }
+    for i in range(repeat):
+        print(f"  round {i + 1}/{repeat}", file=sys.stderr, flush=True)
+        # Interleaved, so that both sides share whatever else the machine is doing.
+        time_in_process(engine_run, timings[names[0]])
+        time_process(lint, timings[names[1]], folder.parent)
+        time_process(presidio, timings[names[2]], folder.parent)
+        time_in_process(presidio_run, timings[names[3]])
+    rows = []
+    for name in names:
+        accuracy = Accuracy()
+        for doc, spans in zip(docs, results[name], strict=True):
+            accuracy.add(doc, spans)
+        rows.append(Row(name, timings[name], accuracy))
+    return rows
+
+
+def table(rows: list[Row], megabytes: float) -> str:
+    head = ("", "MB/s", "MB/s CPU", "median s", "recall", "false positives")
+    lines = [head]
+    for r in rows:
+        fp = r.accuracy.false_positives
+        detail = ", ".join(f"{k} {v}" for k, v in fp.most_common())
+        lines.append(
+            (
+                r.name,
+                f"{r.mb_per_s(megabytes):.1f}",
+                f"{r.cpu_mb_per_s(megabytes):.1f}",
+                f"{statistics.median(r.timing.wall):.3f}",
+                r.accuracy.recall,
+                f"{r.accuracy.false_positive_total}" + (f" ({detail})" if detail else ""),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
+    out = []
+    for line in lines:
+        cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:], strict=True)]
+        out.append("  ".join([*cells, line[-1]]))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m bench.engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=2000, help="texts in the corpus (default 2000)")
+    parser.add_argument("--seed", type=int, default=corpus.SEED)
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds; the median counts (default 5)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the corpus is written")
+    parser.add_argument(
+        "--min-ratio",
+        type=float,
+        default=None,
+        help="exit 1 unless lint is at least this many times Presidio's throughput",
+    )
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    docs = corpus.generate(args.files, args.seed)
+    folder = corpus.write(docs, args.out)
+    megabytes = sum(len(d.text.encode("utf-8")) for d in docs) / 1e6
+    print(f"corpus: {corpus.describe(docs)}")
+    print(
+        f"written to {folder} in {time.perf_counter() - started:.1f} s; timing {args.repeat} rounds, "
+        f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    rows = measure(docs, folder, args.repeat)
+    print()
+    print(table(rows, megabytes))
+    engine_row, lint_row, presidio_process, presidio_inproc = rows
+    ratio = lint_row.mb_per_s(megabytes) / presidio_process.mb_per_s(megabytes)
+    print()
+    print(
+        f"lint / Presidio, whole processes: {ratio:.2f}x "
+        f"(CPU time: {lint_row.cpu_mb_per_s(megabytes) / presidio_process.cpu_mb_per_s(megabytes):.2f}x)"
+    )
+    print(
+        f"engine / Presidio, in-process:    "
+        f"{engine_row.mb_per_s(megabytes) / presidio_inproc.mb_per_s(megabytes):.2f}x"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.min_ratio is not None and ratio < args.min_ratio:
+        print(f"lint is below {args.min_ratio}x Presidio's throughput", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
