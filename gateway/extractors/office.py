@@ -151,7 +151,7 @@ SLIDE_LABELS = {"slides": "bild", "notesSlides": "anteckningar bild"}
 
 # SpreadsheetML parts besides the cells (read by openpyxl): where else a person's text can be.
 XLSX_TEXT_PARTS = (
-    (re.compile(r"xl/comments\d*\.xml$"), "kommentarer"),
+    (re.compile(r"xl/comments(/comment)?\d*\.xml$"), "kommentarer"),  # Excel, openpyxl
     (re.compile(r"xl/threadedComments/.*\.xml$"), "kommentarer"),
     (re.compile(r"xl/drawings/drawing\d*\.xml$"), "textrutor"),
     (re.compile(r"xl/charts/chart\d*\.xml$"), "diagram"),
@@ -159,6 +159,17 @@ XLSX_TEXT_PARTS = (
     (re.compile(r"customXml/item\d*\.xml$"), "xml"),
 )
 XLSX_EMBEDDED = re.compile(r"xl/(media|embeddings)/[^/]+$")
+# A pivot table keeps its own copy of the source rows, in attributes (<s v="..."/>, <n v="..."/>),
+# still there after the source sheet was deleted.
+XLSX_PIVOT_CACHE = re.compile(r"xl/pivotCache/pivotCache(Records|Definition)\d*\.xml$")
+
+
+def pivot_cache_text(xml: bytes) -> str:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    values = (el.get("v") for el in etree.fromstring(xml, parser).iter() if el.get("v"))
+    return expand_float_text("\n".join(v for v in values if v is not None))
 
 
 def xlsx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
@@ -181,6 +192,8 @@ def xlsx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> N
         label = next((label for pattern, label in XLSX_TEXT_PARTS if pattern.match(info.filename)), None)
         if label is not None:
             out.add(f"{att.part}/{label}", ooxml_text(read_member(zf, info, out, limits)), limits)
+        elif XLSX_PIVOT_CACHE.match(info.filename):
+            out.add(f"{att.part}/pivottabell", pivot_cache_text(read_member(zf, info, out, limits)), limits)
         elif XLSX_EMBEDDED.match(info.filename):
             name = PurePosixPath(info.filename).name
             recurse(att.member(name, read_member(zf, info, out, limits)), out)

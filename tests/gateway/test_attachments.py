@@ -619,3 +619,28 @@ def test_every_page_of_a_scanned_multipage_tiff_is_read(
     result = lint_json(mail_with("fax.tif", buffer.getvalue(), "image/tiff"), tmp_path, capsys)
     assert result["verdict"] == "block"
     assert set(parts(result)) == {"attachment:fax.tif/sida 2"}
+
+
+def test_a_comment_on_a_cell_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    book = openpyxl.Workbook()
+    book.active["B3"] = "Se kommentar"
+    book.active["B3"].comment = Comment(f"Gäller {PNR}", "Kim")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = lint_json(mail_with("lista.xlsx", buffer.getvalue()), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:lista.xlsx/kommentarer"]
+
+
+def test_a_pivot_tables_own_copy_of_the_rows_is_read() -> None:
+    from gateway.extractors.office import pivot_cache_text
+
+    # The shape Excel writes: one <r> per source row, each value in an attribute.
+    root = ElementTree.Element("pivotCacheRecords", count="1")
+    row = ElementTree.SubElement(root, "r")
+    ElementTree.SubElement(row, "s", v="Kund")
+    ElementTree.SubElement(row, "n", v=f"{float(PNR):.11E}")
+    assert pivot_cache_text(ElementTree.tostring(root)) == f"Kund\n{PNR}"
