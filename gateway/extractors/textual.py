@@ -78,6 +78,9 @@ def xml(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
         out.add(att.part, decode_text(att.data, att.charset), limits)
         return
     lines: list[str] = []
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None:  # entities are not expanded, so their declared text is read where declared
+        lines.extend(str(entity.content) for entity in dtd.iterentities() if entity.content)
     for node in root.iter():
         for value in node.attrib.values():
             lines.append(value)

@@ -644,3 +644,16 @@ def test_a_pivot_tables_own_copy_of_the_rows_is_read() -> None:
     ElementTree.SubElement(row, "s", v="Kund")
     ElementTree.SubElement(row, "n", v=f"{float(PNR):.11E}")
     assert pivot_cache_text(ElementTree.tostring(root)) == f"Kund\n{PNR}"
+
+
+def test_an_xml_entity_is_read_where_it_is_declared_and_never_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A billion-laughs file stays small because nothing is expanded; the declared text is still read.
+    xml = (
+        f'<?xml version="1.0"?><!DOCTYPE plan [<!ENTITY pnr "{PNR}"><!ENTITY a "&pnr;&pnr;&pnr;">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><plan><!-- utkast -->&b;</plan>'
+    )
+    result = lint_json(mail_with("plan.xml", xml.encode(), "application/xml"), tmp_path, capsys)
+    assert result["verdict"] == "block" and result["unscanned"] == []
+    assert parts(result) == ["attachment:plan.xml"]
