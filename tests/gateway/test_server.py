@@ -631,14 +631,39 @@ async def test_a_scan_that_takes_too_long_is_451_never_a_pass(run_gateway, sink,
     assert (record["action"], record["reason"]) == ("deferred", "not-decided: scan_timeout")
 
 
-def test_only_a_small_single_text_part_message_is_scanned_on_the_event_loop():
-    from gateway.server import INLINE_SCAN_BYTES, _cheap_to_scan
+async def test_small_text_messages_go_to_a_scan_thread_too_when_their_scans_are_slow(run_gateway, sink):
+    # e.g. with the language model for person names, a text message takes milliseconds.
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    release = threading.Event()
+    real = gateway.state.scanner.scan_mail
 
-    assert _cheap_to_scan(message())
-    assert _cheap_to_scan(b"Subject: x\r\n\r\nno content type: text/plain by default\r\n")
-    assert not _cheap_to_scan(_nested(1))
-    assert not _cheap_to_scan(message("x" * INLINE_SCAN_BYTES))
-    assert not _cheap_to_scan(b"Subject: x\r\nContent-Type: image/png\r\n\r\nContent-Type: text/plain\r\n")
+    def slow(data: bytes) -> Any:
+        release.wait(10)
+        return real(data)
+
+    gateway.state.scanner.scan_mail = slow
+    gateway.state.small_scan_seconds = 0.05
+    smtp = await client(gateway.port)
+    try:
+        sending = asyncio.create_task(send(smtp, STAFF, ["m@example.se"], message()))
+        other = await client(gateway.port)
+        assert (await other.noop()).code == 250
+        assert not sending.done()
+    finally:
+        release.set()
+    assert (await sending)[0] == 250
+    assert gateway.state.small_scan_seconds != 0.05  # the scan counted in the moving average
+
+
+def test_only_a_small_single_text_part_message_is_scanned_on_the_event_loop():
+    from gateway.server import INLINE_SCAN_BYTES, _small_text
+
+    assert _small_text(message())
+    assert _small_text(b"Subject: x\r\n\r\nno content type: text/plain by default\r\n")
+    assert not _small_text(_nested(1))
+    assert not _small_text(message("x" * INLINE_SCAN_BYTES))
+    assert not _small_text(b"Subject: x\r\nContent-Type: image/png\r\n\r\nContent-Type: text/plain\r\n")
 
 
 async def test_an_exception_in_a_session_is_451_4_3_0_and_the_server_goes_on(run_gateway, sink, capsys):
