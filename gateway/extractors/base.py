@@ -95,6 +95,7 @@ Extractor = Callable[[Attachment, Extracted, Limits, Recurse], None]
 _FLOAT_TEXT = re.compile(
     r"(?<![\w.])(\d{1,3}(?:\.\d+)?)[eE]\+?(\d{1,2})(?![\w.])|(?<![\w.])(\d{6,15})\.0+(?![\w.])"
 )
+_FLOAT_HINT = re.compile(r"\d[eE]\+?\d|\d{6}\.0")
 # Beyond this a float no longer holds every digit exactly.
 MAX_EXACT_DIGITS = 15
 
@@ -121,6 +122,8 @@ def expand_float_text(text: str) -> str:
             return m.group(0)
         return digits + "0" * shift
 
+    if _FLOAT_HINT.search(text) is None:  # most text has none: skip the slower substitution
+        return text
     return _FLOAT_TEXT.sub(expand, text)
 
 
