@@ -40,6 +40,8 @@ from rules.policy import domain_of
 # loopback client vouches for nobody, so a block finding is blocked as for any staff member.
 DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
 SCAN_THREADS = 4
+AUTH_ATTEMPTS = 3
+UNLIMITED_CALLS = 2**31
 # The extractors stop themselves after limits.scan_timeout_seconds and name the part they could
 # not finish (the policy's on_unscannable decides). This later deadline is the backstop for a
 # scan that does not stop by itself: 451, the sender retries.
@@ -197,6 +199,8 @@ class GatewaySMTP(SMTP):
             tls_context=state.tls_context,
             timeout=limits.session_timeout_seconds,
             auth_require_tls=True,
+            # A few password guesses per connection, then 421 and the connection closes.
+            command_call_limit={"AUTH": AUTH_ATTEMPTS, "*": UNLIMITED_CALLS},
         )
         self.gateway = handler
         self.connection_id = secrets.token_hex(4)

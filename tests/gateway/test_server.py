@@ -496,6 +496,18 @@ async def test_a_wrong_password_is_535_and_sends_nothing(auth_gateway):
     assert code == 530
 
 
+async def test_after_three_auth_attempts_the_connection_is_closed(auth_gateway):
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    for _ in range(3):
+        with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+            await smtp.auth_plain(MANAGER, "gissning")
+    response = await smtp.execute_command(b"AUTH", b"PLAIN", b"AGNoZWZAa29tbXVuLmV4YW1wbGUAeA==")
+    assert (response.code, response.message.split()[0]) == (421, "4.7.0")
+
+
 async def test_an_authenticated_user_must_send_as_themselves(auth_gateway):
     gateway, s = auth_gateway
     smtp = await client(gateway.port)
