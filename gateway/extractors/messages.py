@@ -45,7 +45,15 @@ def _msg_contents(message: Any, att: Attachment, out: Extracted, limits: Limits,
     if class_type.startswith(ENCRYPTED_CLASSES) and "multipartsigned" not in class_type:
         raise Unreadable("krypterad (S/MIME)")
     for field, header in MSG_FIELDS:
-        value = _safe(message, field)
+        try:
+            value = getattr(message, field, None)
+        except Exception as e:  # one broken property: listed as unread, the others still read
+            out.unreadable(
+                f"{att.part}/header:{header}",
+                "application/vnd.ms-outlook",
+                f"kan inte läsas ({type(e).__name__})",
+            )
+            continue
         if value:
             out.add(f"{att.part}/header:{header}", str(value), limits)
     out.add(f"{att.part}/body:text/plain", _body(message), limits)
@@ -94,7 +102,8 @@ def _msg_attachment(item: Any, att: Attachment, out: Extracted, limits: Limits, 
 
 
 def _safe(obj: Any, attribute: str) -> Any:
-    """An attribute extract-msg computes on access; a broken property reads as missing."""
+    """A name or type extract-msg computes on access; a broken one reads as missing (a fallback
+    name or type is used: the content is still read)."""
     try:
         return getattr(obj, attribute, None)
     except Exception:  # a library failure on one property must not hide the others
