@@ -809,6 +809,7 @@ async def serve(
     await gateway.start(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_error)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: gateway._track(gateway.reload()))
@@ -825,6 +826,18 @@ async def serve(
     await gateway.stop()
     log("stopped")
     return 0
+
+
+def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # asyncio's own handler prints a traceback (with the exception's text, which may quote mail)
+    # for, e.g., a client that breaks off a TLS handshake: one structured line instead.
+    error = context.get("exception")
+    log(
+        "loop_error",
+        "warning",
+        message=str(context.get("message", ""))[:200],
+        error=type(error).__name__ if error else None,
+    )
 
 
 def _quiet_aiosmtpd() -> None:

@@ -209,3 +209,26 @@ def test_several_workers_share_the_port_and_all_stop_on_sigterm(gateway, tmp_pat
     g.proc.send_signal(signal.SIGTERM)
     assert g.proc.wait(WAIT) == 0
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 6
+
+
+def test_every_line_on_stderr_is_structured_and_names_no_identifier(gateway, tmp_path):
+    from tests.conftest import test_personnummer
+    from tests.gateway.test_server import leaks
+
+    pnr = test_personnummer(7)
+    g, port = gateway()
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as smtp:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp.sendmail("personal@kommun.example", ["m@example.se"], f"Subject: {pnr}\r\n\r\npnr {pnr}\r\n")
+        assert refused.value.smtp_code == 550
+    rude = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # hangs up mid-command
+    rude.recv(512)
+    rude.sendall(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nSTARTTLS\r\n\x16\x03\x01garbage")
+    rude.close()
+    g.proc.send_signal(signal.SIGTERM)
+    assert g.proc.wait(WAIT) == 0
+    g.wait_for("stopped")
+    lines = [line for line in g.lines if line.strip()]
+    assert all(isinstance(json.loads(line), dict) for line in lines), lines
+    assert leaks("".join(lines)) == []
+    assert "personal@kommun.example" not in "".join(lines)
