@@ -316,6 +316,18 @@ async def test_staff_can_never_send_a_personnummer_and_are_told_why_in_swedish(
     [record] = audit_lines(tmp_path)
     assert (record["action"], record["verdict"]) == ("rejected", "block")
     assert leaks(capsys.readouterr().err) == []
+    assert leaks((tmp_path / "audit.jsonl").read_text(encoding="utf-8")) == []
+
+
+async def test_a_next_hops_reply_quoting_an_identifier_is_passed_on_masked(run_gateway, sink):
+    s, hop = sink
+    s.reply = f"550 5.1.1 <{PNR}@example.se>: Recipient address rejected"
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, text = await send(smtp, STAFF, ["m@example.se"], message())
+    assert (code, text.split()[0]) == (550, "5.1.1")
+    assert "Recipient address rejected" in text
+    assert leaks(text) == []
 
 
 def _manager_mail(**kw: Any) -> bytes:
