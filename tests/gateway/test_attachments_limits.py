@@ -22,6 +22,7 @@ from models.findings import SenderContext
 from rules import policy
 from tests.gateway.test_attachments import (
     CLEAN,
+    FORMATS,
     PNR,
     docx_file,
     lint_json,
@@ -291,3 +292,28 @@ def test_the_policy_decides_an_unscannable_attachment(
     sender = SenderContext(envelope_sender="personal@hemtjanst.example", recipients=("a@b.example",))
     decided = policy.decide((), text.unscanned, sender, Policy(on_unscannable=on_unscannable), Secure())  # type: ignore[arg-type]
     assert decided.verdict == verdict and decided.unscannable
+
+
+# ---- damaged files: read as far as they can be, or unscannable; never an exception -------------------
+
+# Formats whose first 64 bytes hold nothing readable: cut there, they must be listed as unread.
+BINARY = (".pdf", ".docx", ".xlsx", ".xls", ".odt", ".ods", ".zip", ".gz", ".png", ".jpg", ".tif")
+
+
+@pytest.mark.parametrize(("name", "build", "ctype", "where"), FORMATS, ids=[f[0] for f in FORMATS])
+def test_a_damaged_file_is_read_or_unscannable_never_an_error(
+    name: str, build: Callable[[str], bytes], ctype: str, where: str
+) -> None:
+    whole = build(f"Personnummer {PNR}")
+    for damaged in (whole[: len(whole) // 2], whole[:64], whole[:-200] + bytes(200)):
+        out = Extracted()
+        attachments.extract(
+            Attachment(
+                part=f"attachment:{name}", name=name, content_type=ctype, data=damaged, charset=None, depth=1
+            ),
+            out,
+            Limits(),
+        )
+        assert all(PNR not in u.reason and PNR[2:] not in u.reason for u in out.unscanned)
+        if damaged is not whole and len(damaged) == 64 and name.endswith(BINARY):
+            assert out.unscanned, name
