@@ -9,11 +9,13 @@ file or the new one, never half of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import getpass
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from gateway.errors import UserError
@@ -142,6 +144,21 @@ def _read_password(address: str) -> str:
     return password
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One `brukarvakt user` change at a time: two at once would each write back what they read."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise UserError(f"cannot lock users file {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run(args: argparse.Namespace) -> int:
     from gateway.config import load
 
@@ -149,21 +166,23 @@ def run(args: argparse.Namespace) -> int:
     path = config.auth.users_file
     if path is None:
         raise UserError("auth.users_file is not set in the config: set it to where the users file should be")
-    users = read(path)
     if args.action == "list":
-        for address in sorted(users):
+        for address in sorted(read(path)):
             print(address)
         return 0
     address = check_address(args.address)
-    if args.action == "remove":
-        if address not in users:
-            raise UserError(f"no user {address} in {path}")
-        del users[address]
+    password = _read_password(address) if args.action == "add" else ""
+    with _locked(path):
+        users = read(path)
+        if args.action == "remove":
+            if address not in users:
+                raise UserError(f"no user {address} in {path}")
+            del users[address]
+            write(path, users)
+            print(f"removed {address}", file=sys.stderr)
+            return 0
+        existed = address in users
+        users[address] = hash_password(password)
         write(path, users)
-        print(f"removed {address}", file=sys.stderr)
-        return 0
-    existed = address in users
-    users[address] = hash_password(_read_password(address))
-    write(path, users)
     print(f"{'changed password of' if existed else 'added'} {address}", file=sys.stderr)
     return 0

@@ -85,3 +85,26 @@ def test_a_damaged_users_file_is_named_with_its_line(config, monkeypatch, capsys
     path.write_text("# users\nanna@kommun.example:plaintext\n", encoding="utf-8")
     assert _user(config, monkeypatch, "list") == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def test_changes_made_at_the_same_time_are_all_kept(config):
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    addresses = [f"user{n}@kommun.example" for n in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "user", "--config", str(config), "add", address],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for address in addresses
+    ]
+    for proc in procs:
+        proc.communicate(b"ett-langt-losenord\n", timeout=60)
+        assert proc.returncode == 0
+    assert sorted(read(config.parent / "state" / "users")) == addresses
