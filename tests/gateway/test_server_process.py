@@ -206,6 +206,8 @@ def test_several_workers_share_the_port_and_all_stop_on_sigterm(gateway, tmp_pat
     for n in range(6):
         with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as smtp:
             assert smtp.sendmail("personal@kommun.example", ["m@example.se"], mail(n)) == {}
+    g.proc.send_signal(signal.SIGHUP)
+    assert g.wait_for("reloaded", count=2)["pid"] != g.proc.pid  # each worker reloads itself
     g.proc.send_signal(signal.SIGTERM)
     assert g.proc.wait(WAIT) == 0
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 6
