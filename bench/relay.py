@@ -235,6 +235,10 @@ class Gateway:
             self.process.wait()
 
 
+class RunFailed(Exception):
+    """A measured run that could not finish (a refusal or a time-out): reported, not fatal."""
+
+
 def smtp_source(port: int, sessions: int, count: int, message: Path) -> float:
     """Seconds smtp-source takes to send `count` messages over `sessions` parallel sessions."""
     args = [
@@ -257,7 +261,7 @@ def smtp_source(port: int, sessions: int, count: int, message: Path) -> float:
     done = subprocess.run(args, capture_output=True, text=True, timeout=PHASE_TIMEOUT)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"relay.py: smtp-source failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        raise RunFailed(f"smtp-source failed ({done.returncode}): {done.stderr.strip()[-300:]}")
     return elapsed
 
 
@@ -273,10 +277,13 @@ async def _latencies(port: int, sessions: int, count: int, content: bytes) -> li
             left -= 1
             start = time.perf_counter()
             client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60, start_tls=False)
-            await client.connect()
-            await client.sendmail(SENDER, [RECIPIENT], content)
-            times.append(time.perf_counter() - start)
-            await client.quit()
+            try:
+                await client.connect()
+                await client.sendmail(SENDER, [RECIPIENT], content)
+                times.append(time.perf_counter() - start)
+                await client.quit()
+            except aiosmtplib.SMTPException as e:
+                raise RunFailed(f"latency client: {e}") from None
 
     await asyncio.wait_for(asyncio.gather(*(session() for _ in range(sessions))), PHASE_TIMEOUT)
     return times
@@ -334,8 +341,9 @@ def measure(
     with Gateway(folder / f"{size}-{mode.label}-{run}", sink_port, mode, args.workers) as gateway:
         assert gateway.process is not None
         with PeakMemory(gateway.process.pid) as memory:
-            # Warm-up: connections, caches, and the name model loaded in every worker.
-            smtp_source(gateway.port, args.sessions, args.warmup, message)
+            # Warm-up: connections, caches, and the name model loaded (a few messages suffice there).
+            warmup = args.warmup if mode.person_name in (None, "off") else 2 * args.workers
+            smtp_source(gateway.port, min(args.sessions, warmup), warmup, message)
             cpu_before = tree_cpu(gateway.process.pid)
             seconds = smtp_source(gateway.port, args.sessions, count, message)
             cpu = tree_cpu(gateway.process.pid) - cpu_before
@@ -429,6 +437,7 @@ def main() -> int:
     args.load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
 
     results: list[Result] = []
+    failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="brukarvakt-bench-") as tmp:
         folder = Path(tmp)
         sink_port = free_port()
@@ -441,15 +450,22 @@ def main() -> int:
                     for label in args.modes:
                         if label == "scan+names" and run > 0:
                             continue  # slow by nature; once is enough to see it
-                        result = measure(folder, sink_port, size, MODES[label], run, args)
+                        try:
+                            result = measure(folder, sink_port, size, MODES[label], run, args)
+                        except (RunFailed, TimeoutError, subprocess.TimeoutExpired) as e:
+                            failures.append(f"{size // 1000} KB {label}, run {run + 1}: {e or 'timed out'}")
+                            print(f"  {failures[-1]}", file=sys.stderr)
+                            continue
                         runs[label].append(result)
                         print(f"  {size // 1000} KB {label}: {result.rate:.1f} msg/s", file=sys.stderr)
-                results.extend(median_result(runs[label]) for label in args.modes)
+                results.extend(median_result(runs[label]) for label in args.modes if runs[label])
         finally:
             sink.terminate()
             sink.wait(timeout=10)
     print_table(results, args)
-    return 0
+    for failure in failures:
+        print(f"FAILED {failure}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
