@@ -657,3 +657,61 @@ def test_an_xml_entity_is_read_where_it_is_declared_and_never_expanded(
     result = lint_json(mail_with("plan.xml", xml.encode(), "application/xml"), tmp_path, capsys)
     assert result["verdict"] == "block" and result["unscanned"] == []
     assert parts(result) == ["attachment:plan.xml"]
+
+
+def pdf_with_picture(picture: Image.Image, text: str, full_page: bool) -> bytes:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=A4)
+    if full_page:  # a copier's searchable scan: the page's picture, its recognised text invisible on top
+        page.drawImage(ImageReader(picture), 0, 0, width=A4[0], height=A4[1])
+        layer = page.beginText(72, 760)
+        layer.setTextRenderMode(3)
+        layer.textLine(text)
+        page.drawText(layer)
+    else:  # a typed page with a photographed document pasted in
+        page.drawString(72, 760, text)
+        page.drawImage(ImageReader(picture), 72, 400, width=450, height=190)
+    page.save()
+    return buffer.getvalue()
+
+
+def test_a_picture_on_a_page_with_text_is_read_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = typed_page(f"Personnummer {PNR[:8]}-{PNR[8:]}")
+    data = pdf_with_picture(photo, "Genomförandeplan med bifogat foto av blanketten nedan.", full_page=False)
+    result = lint_json(mail_with("plan.pdf", data, "application/pdf"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert set(parts(result)) == {"attachment:plan.pdf/sida 1/bild"}
+
+
+def test_a_searchable_scan_is_read_from_its_text_layer_without_recognising_it_again() -> None:
+    from PIL import Image as PILImage
+
+    from gateway import attachments
+    from gateway.extractors.base import Attachment, Extracted
+    from models.config import Limits
+
+    scan = PILImage.new("L", (1654, 2339), 255)  # A4 at 200 dpi
+    layer = f"Genomförandeplan för brukaren, personnummer {PNR[:8]}-{PNR[8:]}, insatser enligt beslut."
+    out = Extracted()
+    attachments.extract(
+        Attachment(
+            part="attachment:skanning.pdf",
+            name="skanning.pdf",
+            content_type="application/pdf",
+            data=pdf_with_picture(scan, layer, full_page=True),
+            charset=None,
+            depth=1,
+        ),
+        out,
+        Limits(),
+    )
+    assert out.unscanned == [] and out.ocr_seconds == 0
+    assert any(
+        f"{PNR[:8]}-{PNR[8:]}" in s.text for s in out.segments if s.part == "attachment:skanning.pdf/sida 1"
+    )

@@ -76,3 +76,9 @@ def test_a_thin_line_is_not_sent_to_recognition() -> None:
     out = Extracted()
     assert ocr.recognize(Image.new("L", (800, 3), 0), out, Limits()) == ""
     assert out.ocr_seconds == 0
+
+
+def test_a_600_dpi_scan_is_read_at_300_dpi() -> None:
+    page = Image.new("L", (4960, 7016), 255)  # A4 at 600 dpi
+    assert max(ocr._prepared(page).size) == ocr.MAX_OCR_SIDE
+    assert ocr._prepared(Image.new("L", (2480, 3508), 255)).size == (2480, 3508)  # 300 dpi: as it is
