@@ -359,7 +359,13 @@ class Gateway:
         if len(parts) != 3:
             await server.push("501 5.5.2 Can't split auth value")
             return AuthResult(success=False)
-        return await self._check(parts[1], parts[2])
+        authzid, login, password = parts
+        if authzid and authzid.strip().lower() != login.strip().lower():
+            # RFC 4616: acting as someone else. Nobody may, here.
+            return AuthResult(
+                success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+            )
+        return await self._check(login, password)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
         login = await _initial_response(server, args, SMTP.AuthLoginUsernameChallenge)

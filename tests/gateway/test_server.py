@@ -508,6 +508,20 @@ async def test_a_wrong_password_is_535_and_sends_nothing(auth_gateway):
     assert code == 530
 
 
+async def test_auth_plain_cannot_act_as_someone_else(auth_gateway):
+    import base64
+
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    blob = base64.b64encode(f"{MANAGER}\0{STAFF}\0personalens-lösenord".encode())
+    response = await smtp.execute_command(b"AUTH", b"PLAIN", blob)
+    assert response.code == 535
+    blob = base64.b64encode(f"{STAFF}\0{STAFF}\0personalens-lösenord".encode())
+    assert (await smtp.execute_command(b"AUTH", b"PLAIN", blob)).code == 235
+
+
 async def test_after_three_auth_attempts_the_connection_is_closed(auth_gateway):
     gateway, _ = auth_gateway
     smtp = await client(gateway.port)
