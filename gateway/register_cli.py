@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from gateway import register_store
 from gateway.config import load
@@ -41,6 +42,7 @@ SWEDISH = {
 # A customer number is written into guidance and into --fix output: nothing but a short code.
 _CUSTOMER_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_./-]{0,31}")
 _PHONE_SPLIT = re.compile(r"[,;]|\boch\b")
+T = TypeVar("T")
 # Below this many rows an import is over before a progress bar would say anything.
 PROGRESS_MIN_ROWS = 1000
 
@@ -200,18 +202,19 @@ def records(text: str, path: Path) -> Iterator[tuple[int, dict[str, list[str]]]]
         raise UserError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
 
 
-def _progress(items: Iterable[Client], total: int, what: str) -> Iterable[Client]:
+def _progress(items: Iterable[T], total: int, what: str) -> Iterable[T]:
+    """A progress bar on standard error, for a large file and only when a person watches it."""
     if total < PROGRESS_MIN_ROWS or not sys.stderr.isatty():
         return items
     from tqdm import tqdm
 
-    return tqdm(items, total=total, desc=what, unit=" clients", file=sys.stderr, leave=False)
+    return tqdm(items, total=total, desc=what, unit=" rows", file=sys.stderr, leave=False)
 
 
 def import_clients(data: bytes, path: Path, today: date) -> Importer:
     importer = Importer(today)
     text = decode(data, path)
-    for row, fields in records(text, path):
+    for row, fields in _progress(records(text, path), text.count("\n"), "reading"):
         importer.row(row, fields)
     return importer
 

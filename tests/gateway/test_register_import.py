@@ -14,7 +14,7 @@ from gateway.config import load
 from gateway.errors import UserError
 from gateway.scanner import Scanner
 from models.findings import Segment
-from tests.conftest import TEST_KEY, test_personnummer
+from tests.conftest import TEST_KEY, skatteverket, test_personnummer
 from tests.rules.register_clients import ROWS, csv_text, leaked
 
 HEADER = "customer_number,first_name,last_name,personal_number,phone,address"
@@ -235,3 +235,12 @@ def test_a_progress_bar_is_shown_on_a_terminal_for_large_files_only(monkeypatch:
     assert bar is not items and type(bar).__name__ == "tqdm"
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert register_cli._progress(items, 50_000, "x") is items  # type: ignore[arg-type]
+
+
+def test_a_client_with_a_samordningsnummer_is_imported_and_the_number_names_the_customer(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = skatteverket()["samordningsnummer"][3]
+    code, out, _ = import_text(config, "\n".join([HEADER, _row("60001", number)]) + "\n", capsys)
+    assert code == 0 and "1 imported" in out
+    assert customers(config, f"Gäller {number[:8]}-{number[8:]}.") == [("samordningsnummer", "60001")]
