@@ -110,6 +110,7 @@ _FOLD = re.compile(r"\r?\n[ \t]")
 # vCard 2.1 quoted-printable: a line ending in "=" goes on at the next line.
 _QP_SOFT_BREAK = re.compile(r"=\r?\n")
 _ESCAPE = re.compile(r"\\([nN,;:\\])")
+_DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?[^,]*;base64,", re.IGNORECASE)
 # Properties whose value is a binary file in base64: handed on as an attachment of their own.
 BINARY_PROPERTIES = {"PHOTO": "image", "LOGO": "image", "ATTACH": "file", "SOUND": "audio", "KEY": "key"}
 # Properties that are machinery, not something a person wrote.
@@ -181,6 +182,11 @@ def _card_text(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse
         encoding = params.get("ENCODING", "").upper()
         if encoding in ("B", "BASE64") or (name in BINARY_PROPERTIES and params.get("VALUE") == "BINARY"):
             _binary_property(att, recurse, out, name, params, value, number)
+            continue
+        data_uri = _DATA_URI.match(value)
+        if data_uri is not None:  # vCard 4: PHOTO:data:image/jpeg;base64,...
+            params = {**params, "FMTTYPE": data_uri.group(1)}
+            _binary_property(att, recurse, out, name, params, value[data_uri.end() :], number)
             continue
         if name in SKIPPED_PROPERTIES:
             continue

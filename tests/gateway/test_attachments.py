@@ -594,6 +594,18 @@ def test_a_contact_card_photo_is_read_by_text_recognition(
     assert parts(result) == ["attachment:kontakt.vcf/photo-4"]
 
 
+def test_a_vcard_4_photo_given_as_a_data_uri_is_read_by_text_recognition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    photo = base64.b64encode(image_file(f"Personnummer {PNR[:8]}-{PNR[8:]}", "PNG")).decode()
+    card = f"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Kim Personal\r\nPHOTO:data:image/png;base64,{photo}\r\nEND:VCARD\r\n"
+    result = lint_json(mail_with("kontakt.vcf", card.encode(), "text/vcard"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:kontakt.vcf/photo-4"]
+
+
 def test_text_in_utf16_without_a_byte_order_mark_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
