@@ -283,6 +283,8 @@ class Gateway:
         self.scan_pool = ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="scan")
         self.audit_writer = AuditWriter()
         self.server: asyncio.base_events.Server | None = None
+        # A plain attribute, not a property: aiosmtpd reads every attribute of its handler.
+        self.port = 0
 
     # ---- life cycle
 
@@ -296,11 +298,7 @@ class Gateway:
             self.server = await loop.create_server(self.protocol, host=listen.host, port=listen.port)
         else:
             self.server = await loop.create_server(self.protocol, sock=sock)
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
+        self.port = int(self.server.sockets[0].getsockname()[1])
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let every transaction in flight finish, then close the idle connections."""
