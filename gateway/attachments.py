@@ -97,8 +97,6 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".gz": archives.compressed,
     ".bz2": archives.compressed,
     ".xz": archives.compressed,
-    ".7z": archives.unsupported_archive,
-    ".rar": archives.unsupported_archive,
     ".eml": messages.eml,
     ".msg": messages.outlook_msg,
     ".png": images.image,
@@ -111,6 +109,31 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".bmp": images.image,
     ".webp": images.image,
 }
+# Formats known and not read here, with what the sender can do instead (shown in the guidance).
+NOT_READ: dict[str, str] = {
+    ".7z": ".7z-arkiv kan inte öppnas: packa filerna som zip",
+    ".rar": ".rar-arkiv kan inte öppnas: packa filerna som zip",
+    ".emf": "vektorbild (EMF) kan inte läsas: spara bilden som PNG eller dokumentet som PDF",
+    ".wmf": "vektorbild (WMF) kan inte läsas: spara bilden som PNG eller dokumentet som PDF",
+    "image/x-emf": "vektorbild (EMF) kan inte läsas: spara bilden som PNG eller dokumentet som PDF",
+    "image/x-wmf": "vektorbild (WMF) kan inte läsas: spara bilden som PNG eller dokumentet som PDF",
+    ".heic": "HEIC-bild kan inte läsas: skicka den som JPEG",
+    "image/heic": "HEIC-bild kan inte läsas: skicka den som JPEG",
+    ".doc": "Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF",
+    "application/msword": "Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF",
+}
+
+
+def _not_read(reason: str) -> Extractor:
+    def extractor(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+        raise Unreadable(reason)
+
+    return extractor
+
+
+for _key, _reason in NOT_READ.items():
+    (BY_EXTENSION if _key.startswith(".") else BY_TYPE).setdefault(_key, _not_read(_reason))
+
 # Types that say little about the content: the file name decides when it names a format.
 VAGUE_TYPES = frozenset(
     (

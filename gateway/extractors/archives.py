@@ -114,8 +114,3 @@ def compressed(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse
 def _check_ratio(unpacked: int, packed: int, limits: Limits) -> None:
     if unpacked > RATIO_FLOOR_BYTES and unpacked > limits.max_compression_ratio * max(packed, 1):
         raise Unreadable(f"packad mer än {limits.max_compression_ratio:g} gånger (zipbomb?)")
-
-
-def unsupported_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    suffix = PurePosixPath(att.name.lower()).suffix or att.content_type
-    raise Unreadable(f"{suffix}-arkiv kan inte öppnas: packa filerna som zip")

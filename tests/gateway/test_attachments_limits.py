@@ -245,9 +245,11 @@ def test_an_image_larger_than_allowed_is_refused_before_it_is_decoded() -> None:
     [
         ("paket.7z", b"7z\xbc\xaf\x27\x1c\x00\x04", ".7z-arkiv kan inte öppnas: packa filerna som zip"),
         ("data.bin", bytes(range(256)) * 4, "filtypen kan inte läsas"),
+        ("logga.emf", bytes(range(256)), "vektorbild (EMF) kan inte läsas: spara bilden som PNG"),
+        ("IMG_0001.heic", bytes(range(256)), "HEIC-bild kan inte läsas: skicka den som JPEG"),
         ("trasig.pdf", b"%PDF-1.7\n" + bytes(range(256)), "kan inte läsas (Pdf"),  # the library's error type
     ],
-    ids=["7z", "unknown-binary", "broken-pdf"],
+    ids=["7z", "unknown-binary", "emf", "heic", "broken-pdf"],
 )
 def test_a_type_that_cannot_be_read_is_unscannable_with_its_reason(
     name: str, data: bytes, reason: str
