@@ -139,6 +139,10 @@ _TITLE_GAP = re.compile(r"\.?[ \t\u00a0\u202f]*(?:\r?\n[ \t>]*)?")
 # people group them with.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00|\(0|0)[\d \u00a0\-\u2010-\u2015()/.]{5,24}\d")
 _PHONE_HINT = re.compile(r"(?<!\d)[+0]\d")
+# A raw word that is one word token and nothing else, and the word a raw word begins with when
+# what follows it cannot join it into another token (an apostrophe, `:s`, digits).
+_PLAIN = re.compile(r"[^\W\d_]+")
+_LEADING_WORD = re.compile(r"(?P<word>[^\W\d_]+)(?![\w'’ʼ:])")
 _DIGITS = re.compile(r"\d+")
 
 MASK64 = (1 << 64) - 1
@@ -407,6 +411,10 @@ class _Cache:
     nonstarts: set[str] = field(default_factory=set)
     starts: set[str] = field(default_factory=set)
     hashes: dict[str, int] = field(default_factory=dict)
+    # A start that is one plain word -> the hash after it; for a following word -> its word's
+    # hashes (as written, and without a genitive s) if it is plain enough to judge, else None.
+    heads: dict[str, int | None] = field(default_factory=dict)
+    seconds: dict[str, tuple[int, int] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,13 +485,17 @@ class RegisterIndex:
         """Spans of the raw words (as `str.split` cuts them) that may begin a client's identifier.
 
         Almost every word of a message has been seen before: C-level set lookups pass over the
-        known ones, and only a new word costs a hash. The words left are found in the text in
-        order, so that the text is searched once, not once per word.
+        known ones, and only a new word costs a hash. A plain word that begins names is passed
+        over too when the word after it continues none of them (most of the time: "Hej Anna,").
+        The words left are then found in the text, each string searched from where it was last
+        found, so that the text is not searched once per word.
         """
         cache = self._cache
         nonstarts, starts = cache.nonstarts, cache.starts
         words = text.split()
-        pos = 0
+        last = len(words) - 1
+        cursor: dict[str, int] = {}
+        passed: dict[str, int] = {}
         for i in compress(count(), map(not_, map(nonstarts.__contains__, words))):
             raw = words[i]
             if raw not in starts:
@@ -491,17 +503,57 @@ class RegisterIndex:
                     nonstarts.add(raw)
                     continue
                 starts.add(raw)
-            # Every whitespace-bounded occurrence of `raw` is one of these words: the next one
-            # after the last found is this one.
+            if not self._may_continue(cache, raw, words[i + 1] if i < last else None):
+                passed[raw] = passed.get(raw, 0) + 1
+                continue
+            skip = passed.pop(raw, 0)
+            pos = cursor.get(raw, 0)
             while (pos := text.find(raw, pos)) >= 0:
                 end = pos + len(raw)
                 if (pos == 0 or text[pos - 1].isspace()) and (end == len(text) or text[end].isspace()):
-                    yield pos, end
                     pos = end
-                    break
-                pos += 1
+                    if not skip:
+                        yield end - len(raw), end
+                        break
+                    skip -= 1  # an occurrence passed over above
+                else:
+                    pos += 1
+            cursor[raw] = max(pos, 0)
         if len(nonstarts) + len(starts) > CACHE_LIMIT or len(cache.hashes) > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
+
+    def _may_continue(self, cache: _Cache, raw: str, following: str | None) -> bool:
+        """False only when `raw` is one plain word and no phrase goes on from it into `following`."""
+        head = cache.heads.get(raw, -1)
+        if head == -1:
+            head = None
+            if _PLAIN.fullmatch(raw) and _eligible(raw):
+                folded = fold(raw)
+                h = TITLE if folded in _TITLES else self._hash(cache, folded)
+                head = mix(ROOT, h)
+            cache.heads[raw] = head
+        if head is None:
+            return True  # digits, punctuation or several words: let the walk decide
+        if following is None:
+            return False  # a name has two words at least
+        second = cache.seconds.get(following, (-1, -1))
+        if second == (-1, -1):
+            m = _LEADING_WORD.match(following)
+            if m is None:
+                second = None
+            elif not _eligible(m["word"]):
+                second = (0, 0)
+            else:
+                folded = fold(m["word"])
+                alt = self._hash(cache, folded[:-1]) if len(folded) > 2 and folded.endswith("s") else 0
+                second = (self._hash(cache, folded), alt)
+            cache.seconds[following] = second
+        if second is None:
+            return True
+        if second == (0, 0):
+            return False
+        get = self.tables.phrases.get
+        return bool(get(mix(head, second[0])) or (second[1] and get(mix(head, second[1]))))
 
     def search(self, text: str) -> list[tuple[_Match, int]]:
         """Every match in the text, overlaps resolved (leftmost, then longest), as (match, value).
