@@ -56,7 +56,15 @@ def csv(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
 
 
 def html(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    out.add(att.part, html_to_text(decode_text(att.data, att.charset)), limits)
+    page = decode_text(att.data, att.charset)
+    out.add(att.part, html_to_text(page), limits)
+    # Pictures written into the page itself (<img src="data:image/png;base64,...">) are read too.
+    for number, match in enumerate(_HTML_DATA_IMAGE.finditer(page), 1):
+        try:
+            data = base64.b64decode(re.sub(r"\s+", "", match.group(2)), validate=False)
+        except (binascii.Error, ValueError):
+            raise Unreadable(f"bild {number} i sidan: trasig base64") from None
+        recurse(att.member(f"bild-{number}", data, match.group(1).lower()), out)
 
 
 def xml(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
@@ -110,6 +118,7 @@ _FOLD = re.compile(r"\r?\n[ \t]")
 # vCard 2.1 quoted-printable: a line ending in "=" goes on at the next line.
 _QP_SOFT_BREAK = re.compile(r"=\r?\n")
 _ESCAPE = re.compile(r"\\([nN,;:\\])")
+_HTML_DATA_IMAGE = re.compile(r"data:(image/[\w.+-]+)[^,\"']*;base64,([A-Za-z0-9+/=\s]+)", re.IGNORECASE)
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?[^,]*;base64,", re.IGNORECASE)
 # Properties whose value is a binary file in base64: handed on as an attachment of their own.
 BINARY_PROPERTIES = {"PHOTO": "image", "LOGO": "image", "ATTACH": "file", "SOUND": "audio", "KEY": "key"}

@@ -606,6 +606,18 @@ def test_a_vcard_4_photo_given_as_a_data_uri_is_read_by_text_recognition(
     assert parts(result) == ["attachment:kontakt.vcf/photo-4"]
 
 
+def test_a_picture_written_into_an_html_page_is_read_by_text_recognition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    picture = base64.b64encode(image_file(f"Personnummer {PNR[:8]}-{PNR[8:]}", "PNG")).decode()
+    page = f'<html><body><p>Se bilden.</p><img alt="blankett" src="data:image/png;base64,{picture}"></body></html>'
+    result = lint_json(mail_with("sida.html", page.encode(), "text/html"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:sida.html/bild-1"]
+
+
 def test_text_in_utf16_without_a_byte_order_mark_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
