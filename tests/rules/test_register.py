@@ -357,3 +357,21 @@ def test_the_register_tables_hold_no_name_in_clear() -> None:
 def test_without_a_register_the_engine_finds_no_client() -> None:
     ctx = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
     assert list(engine.scan([Segment(part="text", text="Ingegerd Öhrnvall")], ctx)) == []
+
+
+def test_passing_over_words_that_continue_no_name_never_loses_a_finding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    news = _klintan_sentences(400)
+    planted = [s for _, s, _ in NAME_FORMS + TITLE_FORMS] + [f"Ring {p} nu." for p in PHONE_FORMS]
+    text = "\n".join(x for pair in zip(news, planted * 20, strict=False) for x in pair)
+    fast = [
+        (h.start, h.end, h.kind, h.customer_number)
+        for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
+    ]
+    monkeypatch.setattr(reg.RegisterIndex, "_may_continue", lambda *args: True)
+    slow = [
+        (h.start, h.end, h.kind, h.customer_number)
+        for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
+    ]
+    assert fast == slow and len(fast) >= len(planted)
