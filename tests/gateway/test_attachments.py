@@ -739,3 +739,15 @@ def test_a_searchable_scan_is_read_from_its_text_layer_without_recognising_it_ag
     assert any(
         f"{PNR[:8]}-{PNR[8:]}" in s.text for s in out.segments if s.part == "attachment:skanning.pdf/sida 1"
     )
+
+
+def test_a_black_and_white_scan_in_fax_encoding_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Pillow writes a 1-bit page as CCITT group 4, as copiers and fax machines do.
+    buffer = io.BytesIO()
+    typed_page(f"Personnummer {PNR[:8]}-{PNR[8:]}").convert("1").save(buffer, format="PDF")
+    assert b"/CCITTFaxDecode" in buffer.getvalue()
+    result = lint_json(mail_with("fax.pdf", buffer.getvalue(), "application/pdf"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:fax.pdf/sida 1/bild"]
