@@ -90,7 +90,8 @@ def load_sources(data: Path = SHARED_DATA) -> Sources:
     with (data / "ner" / "suc3_dev.jsonl").open(encoding="utf-8") as f:
         for line in f:
             text = _detokenize(json.loads(line)["tokens"])
-            if 20 <= len(text) <= 400 and not _DIGIT_RUN.search(text):
+            # A number written next to another (the next sentence's "133 personer") runs into it.
+            if 20 <= len(text) <= 400 and not _DIGIT_RUN.search(text) and not text[0].isdigit():
                 sentences.append(text)
     names = data / "names"
     first = _top_names(names / "tilltalsnamn-kvinnor.csv", "name", 150) + _top_names(
@@ -292,8 +293,8 @@ class Negatives:
         return self.rng.choice(
             (
                 f"Ring{_KEEP}{ten} i morgon förmiddag.",
-                f"Tel:{_KEEP}{ten}",
-                f"Mobil{_KEEP}{ten}",
+                f"Tel:{_KEEP}{ten} (dagtid).",
+                f"Mobil{_KEEP}{ten}, helst efter lunch.",
                 f"Sms:a{_KEEP}{ten} när du är framme.",
             )
         )

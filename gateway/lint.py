@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gateway import mail
 from gateway.config import load
@@ -82,8 +83,13 @@ class Linter:
 
     def lint_text(self, path: str, text: str) -> FileResult:
         findings = self.scanner.scan_segments([Segment(part=TEXT_PART, text=text)])
-        verdict = self.scanner.decide(MailScan(mail.MailText(), findings), self.sender_context(None, (), ""))
+        verdict = self.scanner.decide(MailScan(mail.MailText(), findings), self.text_sender)
         return FileResult(path, verdict, findings)
+
+    @cached_property
+    def text_sender(self) -> SenderContext:
+        """Plain text has no headers: the same sender for every file, made once."""
+        return self.sender_context(None, (), "")
 
     def lint_mail(self, path: str, data: bytes) -> FileResult:
         messages = _MBOX_SPLIT.split(data) if data.startswith(b"From ") else [data]

@@ -51,7 +51,9 @@ class Scanner:
         self.base = replace(self.base, **person_name_fields(config.policy), **register_fields(config, key))
 
     def context(self, today: date | None = None) -> ScanContext:
-        return replace(self.base, today=today or date.today())
+        today = today or date.today()
+        # The same day as the base: no copy (dataclasses.replace costs more than a small file's scan).
+        return self.base if today == self.base.today else replace(self.base, today=today)
 
     def scan_segments(self, segments: list[Segment], today: date | None = None) -> tuple[Finding, ...]:
         return tuple(engine.scan(segments, self.context(today)))

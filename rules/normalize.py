@@ -5,14 +5,24 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 # Characters a writer (or a mail program) slips between digits without a visible trace.
 INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
 
-_INVISIBLE_RE = re.compile(f"[{INVISIBLE}]")
-# A decimal digit that is not ASCII: \d is Unicode-aware on str patterns.
-_UNICODE_DIGIT_RE = re.compile(r"(?![0-9])\d")
-_SPECIAL_RE = re.compile(f"[{INVISIBLE}]|(?![0-9])\\d")
+
+@cache
+def _exact() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Invisible characters, digits beyond ASCII (\\d is Unicode-aware on str patterns), either.
+
+    Compiled on first need (a few milliseconds of start-up): most text never needs them.
+    """
+    return (
+        re.compile(f"[{INVISIBLE}]"),
+        re.compile(r"(?![0-9])\d"),
+        re.compile(f"[{INVISIBLE}]|(?![0-9])\\d"),
+    )
+
 
 # Where each block of ten decimal digits beyond ASCII starts in the Basic Multilingual Plane
 # (Unicode keeps a script's digits 0-9 together), as of the Unicode version below. A test checks
@@ -41,7 +51,7 @@ def unicode_digit_lead_bytes() -> frozenset[int]:
 
 
 _blocks = DIGIT_BLOCKS_BMP if unicodedata.unidata_version == DIGIT_BLOCKS_UNICODE else digit_blocks_bmp()
-# One plain character set, which the regex engine scans several times faster than _SPECIAL_RE: every
+# One plain character set, which the regex engine scans several times faster than the exact pattern: every
 # invisible character, every BMP digit beyond ASCII and any character beyond the BMP (rare; the
 # exact pattern then decides). Most mail has none of them, and is done with after this one pass.
 _MAYBE_SPECIAL_RE = re.compile(
@@ -89,14 +99,15 @@ def _has_special(text: str) -> bool:
     else:
         return _LATIN1_SPECIAL in text
     maybe = _MAYBE_SPECIAL_RE.search(text)
-    return maybe is not None and _SPECIAL_RE.search(text, maybe.start()) is not None
+    return maybe is not None and _exact()[2].search(text, maybe.start()) is not None
 
 
 def normalize(text: str) -> NormalizedText:
     if not _has_special(text):
         return NormalizedText(text, text)
-    digits = _UNICODE_DIGIT_RE.sub(_ascii_digit, text)  # one character for one: offsets kept
-    if _INVISIBLE_RE.search(digits) is None:
+    invisible, unicode_digit, _ = _exact()
+    digits = unicode_digit.sub(_ascii_digit, text)  # one character for one: offsets kept
+    if invisible.search(digits) is None:
         return NormalizedText(text, digits)
     kept = [i for i, ch in enumerate(digits) if ch not in INVISIBLE]
     return NormalizedText(text, "".join(digits[i] for i in kept), tuple(kept))
