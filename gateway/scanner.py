@@ -60,6 +60,8 @@ class Scanner:
 
     def scan_mail(self, data: bytes, today: date | None = None, prefix: str = "") -> MailScan:
         text = mail.extract(data, self.config.limits, prefix)
+        # An unread part is named by its file name, which can be the identifier itself.
+        text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
         return MailScan(text, self.scan_segments(text.segments, today))
 
     def redact(self, text: str) -> str:

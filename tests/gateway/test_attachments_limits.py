@@ -276,6 +276,16 @@ def test_lint_blocks_an_unscannable_message_by_default_and_names_the_attachment(
     ]
 
 
+def test_an_unscannable_attachment_named_after_the_number_is_reported_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lint_json fails if the number appears anywhere in the output.
+    name = f"journal_{PNR}.zip"
+    result = lint_json(mail_with(name, encrypted_zip(tmp_path), "application/zip"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert [u["name"] for u in result["unscanned"]] == [f"attachment:journal_{PNR[2:8]}-****.zip"]
+
+
 def test_lint_warns_about_an_unscannable_message_when_the_policy_says_warn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
