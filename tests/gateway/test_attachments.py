@@ -751,3 +751,24 @@ def test_a_black_and_white_scan_in_fax_encoding_is_read(
     result = lint_json(mail_with("fax.pdf", buffer.getvalue(), "application/pdf"), tmp_path, capsys)
     assert result["verdict"] == "block"
     assert parts(result) == ["attachment:fax.pdf/sida 1/bild"]
+
+
+def test_a_file_attached_to_a_calendar_invitation_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    attached = base64.b64encode(csv_file(PNR)).decode()
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "BEGIN:VEVENT",
+        "SUMMARY:Hembesök",
+        f"ATTACH;FMTTYPE=text/csv;ENCODING=BASE64;VALUE=BINARY;X-FILENAME=lista.csv:{attached}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    invitation = ("\r\n".join(lines) + "\r\n").encode()
+    result = lint_json(mail_with("kallelse.ics", invitation, "text/calendar"), tmp_path, capsys)
+    assert result["verdict"] == "block"
+    assert parts(result) == ["attachment:kallelse.ics/lista.csv"]
