@@ -231,6 +231,25 @@ async def test_the_reply_waits_for_the_next_hops_250(run_gateway, sink):
     assert code == 250
 
 
+async def test_a_client_hanging_up_after_the_final_dot_does_not_cut_the_hand_on_in_half(
+    run_gateway, sink, tmp_path
+):
+    s, hop = sink
+    s.hold = asyncio.Event()
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    sending = asyncio.create_task(send(smtp, STAFF, ["m@example.se"], message()))
+    await asyncio.wait_for(s.got_data.wait(), 10)
+    sending.cancel()
+    smtp.close()  # gone before the reply
+    s.hold.set()
+    while gateway.tasks:
+        await asyncio.wait(set(gateway.tasks), timeout=10)
+    # Delivered and recorded as such: the client will send it again (SMTP is at least once).
+    assert len(s.accepted) == 1
+    assert audit_lines(tmp_path)[-1]["action"] == "delivered"
+
+
 @pytest.mark.parametrize(
     ("hop_reply", "code", "status"),
     [
