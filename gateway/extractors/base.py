@@ -31,6 +31,7 @@ class Extracted:
     extracted_bytes: int = 0
     unpacked_bytes: int = 0
     ocr_seconds: float = 0.0
+    pages: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def add(self, part: str, text: str, limits: Limits) -> None:
@@ -45,6 +46,12 @@ class Extracted:
         self.unpacked_bytes += size
         if self.unpacked_bytes > limits.max_unpacked_bytes:
             raise Unreadable(f"packar upp till mer än {limits.max_unpacked_bytes} byte")
+
+    def count_pages(self, pages: int, limits: Limits) -> None:
+        """Pages of documents and scans, all of the message's together, before any is read."""
+        self.pages += pages
+        if self.pages > limits.max_pages:
+            raise Unreadable(f"fler än {limits.max_pages} sidor i meddelandet")
 
     def seconds_left(self, limits: Limits) -> float:
         return limits.scan_timeout_seconds - (time.monotonic() - self.started)

@@ -28,8 +28,7 @@ def image(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> 
         if width * height > limits.max_image_pixels:
             raise Unreadable(f"bilden ({width}x{height}) är större än {limits.max_image_pixels} pixlar")
         frames = getattr(picture, "n_frames", 1)
-        if frames > limits.max_pages:
-            raise Unreadable(f"fler än {limits.max_pages} sidor")
+        out.count_pages(frames, limits)
         cache: dict[str, str] = {}
         for number, frame in enumerate(ImageSequence.Iterator(picture), 1):
             out.check_time(limits)

@@ -29,8 +29,7 @@ def pdf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
         pages = len(reader.pages)
     except FileNotDecryptedError:
         raise Unreadable(ENCRYPTED) from None
-    if pages > limits.max_pages:
-        raise Unreadable(f"fler än {limits.max_pages} sidor")
+    out.count_pages(pages, limits)
     _properties(att, reader, out, limits)
     cache: dict[str, str] = {}
     for number, page in enumerate(reader.pages, 1):

@@ -225,7 +225,16 @@ def test_reading_past_the_message_time_limit_makes_the_rest_unscannable() -> Non
 
 def test_a_pdf_with_more_pages_than_allowed_is_unscannable() -> None:
     text, _, _ = scan_measured(mail_with("plan.pdf", pdf_file(CLEAN), "application/pdf"), Limits(max_pages=1))
-    assert unscannable_reasons(text) == {"attachment:plan.pdf": "fler än 1 sidor"}
+    assert unscannable_reasons(text) == {"attachment:plan.pdf": "fler än 1 sidor i meddelandet"}
+
+
+def test_pages_are_counted_over_the_whole_message() -> None:
+    archive = zip_file(
+        {"plan1.pdf": pdf_file(CLEAN), "plan2.pdf": pdf_file(CLEAN), "plan3.pdf": pdf_file(CLEAN)}
+    )
+    text, _, _ = scan_measured(mail_with("arkiv.zip", archive, "application/zip"), Limits(max_pages=5))
+    # Two pages each: the first two documents fit in five pages, the third does not.
+    assert unscannable_reasons(text) == {"attachment:arkiv.zip/plan3.pdf": "fler än 5 sidor i meddelandet"}
 
 
 def test_an_image_larger_than_allowed_is_refused_before_it_is_decoded() -> None:
