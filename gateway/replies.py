@@ -35,7 +35,6 @@ LINE_TOO_LONG = "554 5.6.0 Meddelandet har för långa rader"
 TOO_MANY_HEADERS = "554 5.6.0 Meddelandet har för många rubrikfält"
 MIME_TOO_DEEP = "554 5.6.0 Meddelandets delar är inkapslade i för många nivåer"
 
-OK = "250 2.0.0 OK"
 QUARANTINED = "250 2.0.0 Meddelandet hålls kvar för granskning; avsändaren får besked"
 
 # aiosmtpd's own replies for the same situations, without enhanced codes or in English, mapped
@@ -44,7 +43,6 @@ STOCK: dict[str, str] = {
     "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
     "552 Error: Too much mail data": TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
-    "530 5.7.0 Authentication required": AUTH_REQUIRED,
 }
 
 BLOCK_CODE = "550"
