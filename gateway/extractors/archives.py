@@ -36,6 +36,7 @@ def zip_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
     if document is not None:
         getattr(office, document)(att, out, limits, recurse)
         return
+    out.count_members(len(zf.infolist()), limits)
     for info in zf.infolist():
         out.check_time(limits)
         out.add(f"{att.part}/filename", info.filename, limits)  # a file's name can be the identifier
@@ -58,6 +59,7 @@ def tar_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
             count += 1
             if count > limits.max_archive_members:
                 raise Unreadable(f"fler än {limits.max_archive_members} filer i arkivet")
+            out.count_members(1, limits)
             out.add(f"{att.part}/filename", member.name, limits)
             if not member.isfile():
                 continue

@@ -32,6 +32,7 @@ class Extracted:
     unpacked_bytes: int = 0
     ocr_seconds: float = 0.0
     pages: int = 0
+    members: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def add(self, part: str, text: str, limits: Limits) -> None:
@@ -52,6 +53,12 @@ class Extracted:
         self.pages += pages
         if self.pages > limits.max_pages:
             raise Unreadable(f"fler än {limits.max_pages} sidor i meddelandet")
+
+    def count_members(self, members: int, limits: Limits) -> None:
+        """Files in archives, all of the message's archives together (a zip of zips adds up)."""
+        self.members += members
+        if self.members > limits.max_archive_members:
+            raise Unreadable(f"fler än {limits.max_archive_members} filer i arkiven")
 
     def seconds_left(self, limits: Limits) -> float:
         return limits.scan_timeout_seconds - (time.monotonic() - self.started)

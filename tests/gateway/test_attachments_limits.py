@@ -172,6 +172,15 @@ def test_an_archive_with_more_members_than_allowed_is_unscannable() -> None:
     assert unscannable_reasons(text) == {"attachment:arkiv.zip": "fler än 5 filer i arkivet"}
 
 
+def test_archive_members_are_counted_over_the_whole_message() -> None:
+    inner = zip_file({f"fil{i}.txt": CLEAN.encode() for i in range(3)})
+    archive = zip_file({"a.zip": inner, "b.zip": inner})  # 2 + 3 + 3 files
+    text, _, _ = scan_measured(
+        mail_with("arkiv.zip", archive, "application/zip"), Limits(max_archive_members=6)
+    )
+    assert unscannable_reasons(text) == {"attachment:arkiv.zip/b.zip": "fler än 6 filer i arkiven"}
+
+
 def test_archives_nested_past_the_depth_limit_are_unscannable() -> None:
     data = CLEAN.encode()
     for level in range(6):
