@@ -34,10 +34,10 @@ from models.config import Config
 from models.findings import SenderContext, Unscanned, Verdict
 from rules.policy import domain_of
 
-# With no config file at all the gateway trusts clients on this machine as an upstream MTA, so
-# that README's first command works on a fresh machine (e.g. `swaks --server 127.0.0.1:10025`).
-# It is no open relay: it listens on 127.0.0.1 only and delivers into the local Maildir; a
-# loopback client vouches for nobody, so a block finding is blocked as for any staff member.
+# Loopback as a trusted upstream: the config's default too (models/config.py), so that README's
+# first command works on a fresh machine (e.g. `swaks --server 127.0.0.1:10025`). It is no open
+# relay: it listens on 127.0.0.1 only; a loopback client vouches for nobody, so a block finding
+# is blocked as for any staff member.
 DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
 SCAN_THREADS = 4
 AUTH_ATTEMPTS = 3
@@ -929,15 +929,12 @@ def _prefork(
 def run(args: argparse.Namespace) -> int:
     _quiet_aiosmtpd()
     config = load(args.config)
-    default_trusted = DEFAULT_TRUSTED if args.config is None else ()
+    # Loopback is trusted by the config's own default (models/config.py), file or no file.
+    default_trusted: tuple[str, ...] = ()
     scan = not getattr(args, "no_scan", False)
     args.no_scan = not scan
     if not scan:
         log("no_scan", "warning", detail="--no-scan: mail is relayed WITHOUT scanning; for benchmarks only")
-    if default_trusted:
-        log(
-            "default_trust", "warning", detail="no --config: clients on this machine may send (local Maildir)"
-        )
     # Fail early, with one clear line, on what a worker would fail on.
     _tls_context(config)
     _networks(config.auth.trusted_upstreams or default_trusted)

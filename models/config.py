@@ -25,7 +25,10 @@ class TLS(Section):
 
 class Auth(Section):
     users_file: Path | None = None
-    trusted_upstreams: tuple[str, ...] = ()
+    # Loopback by default: the gateway listens on 127.0.0.1 and the MTA in front of it (or a
+    # local test client) runs on the same machine. Such a client vouches for nobody unless its
+    # top-most Received header names an authenticated sender.
+    trusted_upstreams: tuple[str, ...] = ("127.0.0.1", "::1")
     # A sender whose MAIL FROM is not the authenticated identity is refused unless this is true.
     allow_sender_mismatch: bool = False
 
