@@ -519,7 +519,7 @@ class RegisterIndex:
                 else:
                     pos += 1
             cursor[raw] = max(pos, 0)
-        if len(nonstarts) + len(starts) > CACHE_LIMIT or len(cache.hashes) > CACHE_LIMIT:
+        if max(len(nonstarts) + len(starts), len(cache.hashes), len(cache.seconds)) > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
 
     def _may_continue(self, cache: _Cache, raw: str, following: str | None) -> bool:
