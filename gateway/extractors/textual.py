@@ -110,6 +110,18 @@ def rtf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
     except LookupError:
         encoding = "cp1252"
     out.add(att.part, rtf_to_text(raw, encoding=encoding, errors="replace"), limits)
+    # Pictures and embedded objects are skipped by the text conversion: the policy decides about them.
+    embedded = _RTF_EMBEDDED.search(raw)
+    if embedded is not None:
+        what = "bild" if embedded.group(1) == "pict" else "inbäddat objekt"
+        out.unreadable(
+            f"{att.part}/{what}",
+            att.content_type,
+            f"{what} i RTF-dokumentet kan inte läsas: spara dokumentet som PDF eller .docx",
+        )
+
+
+_RTF_EMBEDDED = re.compile(r"\\(pict|object)(?![a-z])")
 
 
 # ---- calendar invitations (RFC 5545) and contact cards (RFC 6350, vCard 2.1) ------------------------

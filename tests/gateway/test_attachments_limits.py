@@ -277,6 +277,20 @@ def test_a_type_that_cannot_be_read_is_unscannable_with_its_reason(
     assert where == f"attachment:{name}" and why.startswith(reason)
 
 
+def test_a_picture_in_an_rtf_document_is_listed_as_unread_beside_the_text_that_was_read() -> None:
+    from tests.gateway.test_attachments import rtf_file
+
+    # The Outlook-made RTF with a picture group added (the shape Word writes: hex data of a PNG).
+    with_picture = rtf_file(CLEAN).replace(
+        b"\\htmlrtf0 ", b"\\htmlrtf0 {\\pict\\pngblip\\picw10\\pich10 89504e47}", 1
+    )
+    text, _, _ = scan_measured(mail_with("brev.rtf", with_picture, "application/rtf"))
+    assert unscannable_reasons(text) == {
+        "attachment:brev.rtf/bild": "bild i RTF-dokumentet kan inte läsas: spara dokumentet som PDF eller .docx"
+    }
+    assert any("kundnummer 10234" in s.text for s in text.segments if s.part == "attachment:brev.rtf")
+
+
 # ---- the policy decides: block by default, warn when configured --------------------------------------
 
 
