@@ -68,7 +68,9 @@ class Scanner:
         return engine.redact(text, self.context())
 
     def decide(self, scan: MailScan, sender: SenderContext) -> Verdict:
-        return policy.decide(scan.findings, scan.mail.unscanned, sender, self.config.policy, self.config.secure)
+        return policy.decide(
+            scan.findings, scan.mail.unscanned, sender, self.config.policy, self.config.secure
+        )
 
     def marked_secure(self, subject: str) -> bool:
         tag = self.config.secure.marker.subject_tag
