@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from gateway import ner
 from gateway.cli import main
 from gateway.errors import UserError
 from tests.conftest import REPO, TEST_KEY, test_personnummer
+from tests.rules.register_clients import csv_text
 
 # Made-up names.
 CLIENT = "Ingvor Kallesund"
@@ -112,7 +114,7 @@ class TestLint:
     def _key(self, key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.chdir(tmp_path)
 
-    def lint_json(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+    def lint_json(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
         code = main(["lint", "--format", "json", *args])
         out = capsys.readouterr().out
         assert CLIENT not in out and "Kallesund" not in out, "the name never appears in clear"
@@ -126,7 +128,7 @@ class TestLint:
         note.write_text(CARE_NOTE)
         code, file = self.lint_json(capsys, str(note))
         assert code == 0 and file["verdict"] == "warn"
-        (finding,) = file["findings"]  # type: ignore[misc]
+        (finding,) = file["findings"]
         assert finding["rule"] == "person-name" and finding["kind"] == "person_name"
         assert finding["severity"] == "warn" and finding["masked"] == "I***** K********"
         assert finding["location"] == {"part": "text", "line": 2, "column": 10}
@@ -159,11 +161,32 @@ class TestLint:
         note = tmp_path / "note.txt"
         note.write_text(f"Medicinen är utdelad.\nHälsningar\n{STAFF}\n")
         code, file = self.lint_json(capsys, str(note))
-        assert [f["kind"] for f in file["findings"]] == ["person_name"], "unknown without config"  # type: ignore[attr-defined]
+        assert [f["kind"] for f in file["findings"]] == ["person_name"], "unknown without config"
         config = tmp_path / "c.yaml"
         config.write_text("policy: {staff: [ronja.stalmark@kommun.example]}\n")
         code, file = self.lint_json(capsys, "--config", str(config), str(note))
         assert (code, file["verdict"]) == (0, "pass")
+
+    def test_a_registered_client_is_one_client_name_finding_not_also_a_person_name(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        config = tmp_path / "c.yaml"
+        config.write_text("policy: {person_name: warn}\n")
+        (tmp_path / "export.csv").write_text(csv_text(), encoding="utf-8")
+        assert main(["register", "--config", str(config), "import", str(tmp_path / "export.csv")]) == 0
+        text = "Brukaren Ingegerd Öhrnvall fick sin medicin kl 8.\nHälsningar\nHenrietta Strömvall\n"
+        spans = [text[a:b] for a, b in ner.person_spans(text)]
+        assert spans == ["Ingegerd Öhrnvall", "Henrietta Strömvall"], "the model sees both"
+        note = tmp_path / "note.txt"
+        note.write_text(text)
+        capsys.readouterr()
+        code = main(["lint", "--config", str(config), "--format", "json", str(note)])
+        findings = json.loads(capsys.readouterr().out)["files"][0]["findings"]
+        assert code == 1
+        assert [(f["kind"], f["customer_number"], f["location"]["line"]) for f in findings] == [
+            ("client_name", "20002", 1),
+            ("person_name", None, 3),
+        ]
 
 
 def test_a_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

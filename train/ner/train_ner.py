@@ -261,15 +261,12 @@ def split(sentences: list[Sentence]) -> tuple[list[Sentence], list[Sentence], li
 
 
 def to_docbin(nlp, sentences: list[Sentence], path: Path) -> None:  # type: ignore[no-untyped-def]
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import Doc, DocBin, Span
 
     docbin = DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], store_user_data=False)
     for sentence in sentences:
         doc = Doc(nlp.vocab, words=list(sentence.words), spaces=spaces_for(sentence.words))
-        doc.ents = [
-            doc.char_span(doc[a].idx, doc[b - 1].idx + len(doc[b - 1]), label=LABEL)
-            for a, b in person_spans(sentence.tags)
-        ]
+        doc.ents = [Span(doc, a, b, label=LABEL) for a, b in person_spans(sentence.tags)]
         docbin.add(doc)
     docbin.to_disk(path)
 
