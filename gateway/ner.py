@@ -16,8 +16,8 @@ from gateway.errors import UserError
 MODEL_DIR = Path(__file__).resolve().parent / "data" / "ner_sv"
 LABEL = "PERSON"
 # Only this much of one segment goes through the model, to bound the time one message can take
-# (the CNN runs at roughly 10-20 kB of text per second on one shared core). Names further into a
-# long attachment are not looked for; identity numbers and register names still are, in full.
+# (measured: about 0.5 s for 50,000 characters on one core, 2 ms for a short message). Names further
+# into a long attachment are not looked for; identity numbers and register names still are, in full.
 MAX_CHARS = 50_000
 
 _lock = threading.Lock()
