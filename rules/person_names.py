@@ -70,7 +70,10 @@ def staff_names(staff: Iterable[StaffMember | str]) -> frozenset[str]:
     """Folded names of staff from config: the given names, and names spelled out in addresses."""
     names: set[str] = set()
     for entry in staff:
-        member = StaffMember(address=entry) if isinstance(entry, str) else entry
+        if isinstance(entry, str):  # an address, or (no @) a name written as a plain string
+            member = StaffMember(address=entry) if "@" in entry else StaffMember(name=entry)
+        else:
+            member = entry
         if member.name and fold(member.name):
             names.add(fold(member.name))
         if member.address and (derived := _address_name(member.address)):

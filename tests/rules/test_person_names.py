@@ -117,6 +117,13 @@ def test_staff_match_folds_case_and_diacritics_and_accepts_first_or_surname_alon
         assert not person_names.is_staff(written, staff), written
 
 
+def test_a_staff_entry_written_as_a_plain_name_is_a_name() -> None:
+    assert person_names.staff_names(["Ronja Stålmark", "edvin.lindqvarn@example.org"]) == {
+        "ronja stalmark",
+        "edvin lindqvarn",
+    }
+
+
 def test_an_address_that_does_not_spell_a_name_gives_no_staff_name() -> None:
     assert person_names.staff_names(["hemtjanst@example.org", "r.s1@example.org"]) == frozenset()
 
