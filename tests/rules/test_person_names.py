@@ -12,6 +12,7 @@ from rules import person_names
 from rules.engine import ScanContext, hits, scan
 from rules.hits import Hit
 from rules.normalize import normalize
+from rules.words import CARE_WORDS
 from tests.conftest import TEST_KEY, TODAY
 
 # Every name here is made up.
@@ -92,6 +93,12 @@ def test_care_words_are_whole_words() -> None:
     assert person_names.has_care_context("ny MEDICIN i dosetten")
     assert not person_names.has_care_context("Hon kunde inte komma.")  # kund is care, kunde is not
     assert not person_names.has_care_context("Vi ses på fredag.")
+
+
+def test_every_care_word_in_any_case_is_care_context() -> None:
+    for word in CARE_WORDS:
+        for written in (word, word.upper(), word.capitalize(), f"({word}),"):
+            assert person_names.has_care_context(f"Om {written} i dag"), written
 
 
 def test_a_staff_name_from_config_is_no_finding() -> None:
