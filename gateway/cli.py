@@ -62,10 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the SMTP gateway")
     _config_option(serve)
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="processes accepting on the same port, to use more cores (default 1)")
-    serve.add_argument("--no-scan", action="store_true",
-                       help="relay WITHOUT scanning: only for measuring the passthrough baseline")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes accepting on the same port, to use more cores (default 1)",
+    )
+    serve.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="relay WITHOUT scanning: only for measuring the passthrough baseline",
+    )
 
     check = sub.add_parser("check-config", help="validate the configuration and say what it means")
     _config_option(check)

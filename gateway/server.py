@@ -150,7 +150,8 @@ class State:
             users=Users(config.auth.users_file),
             tls_context=_tls_context(config),
             trusted=_networks(config.auth.trusted_upstreams or default_trusted),
-            audit=AuditLog(config.audit.path),
+            # The scanner's redaction masks client names from the register too, not only numbers.
+            audit=AuditLog(config.audit.path, redact=scanner.redact if scanner is not None else None),
         )
         if scanner is not None:
             try:

@@ -175,3 +175,11 @@ def test_the_gateways_reply_notice_and_audit_line_name_customer_numbers_and_no_c
     for output in (reply, notice, audit, guidance):
         assert leaked(output) == [], output
     assert "20001" in audit and "kundnummer 20001" in guidance
+
+
+def test_the_gateways_own_audit_log_masks_client_names_not_only_numbers(config: Path) -> None:
+    from gateway.server import State
+
+    state = State.build(load(config), scan=True)
+    masked = state.audit.redact("Re: Karl-Erik Tjärnlöv och 070-174 06 05")
+    assert not leaked(masked), masked
