@@ -21,6 +21,9 @@ LABEL = "PERSON"
 MAX_CHARS = 50_000
 
 _lock = threading.Lock()
+# The gateway scans in a thread pool; spaCy does not promise that one pipeline may run in several
+# threads at once, and a call takes milliseconds, so calls take turns.
+_run_lock = threading.Lock()
 _nlp: Any = None
 loads = 0  # how many times the model was loaded in this process: once, or never
 
@@ -48,5 +51,7 @@ def person_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of person names in `text` (within its first MAX_CHARS characters)."""
     if not text.strip():
         return []
-    doc = load()(text[:MAX_CHARS])
+    nlp = load()
+    with _run_lock:
+        doc = nlp(text[:MAX_CHARS])
     return [(e.start_char, e.end_char) for e in doc.ents if e.label_ == LABEL]

@@ -64,6 +64,9 @@ def test_the_pipeline_is_loaded_once_per_process_even_when_threads_race(tmp_path
             first = list(pool.map(lambda _: ner.load(), range(4)))
         found = [scanner.scan_segments([Segment(part="text", text={CARE_NOTE!r})]) for _ in range(3)]
         print("same object:", all(nlp is ner.load() for nlp in first))
+        with ThreadPoolExecutor(4) as pool:
+            spans = list(pool.map(ner.person_spans, [{CARE_NOTE!r}] * 16))
+        print("threads agree:", spans == [ner.person_spans({CARE_NOTE!r})] * 16 and bool(spans[0]))
         print("loads:", ner.loads)
         print("kinds:", sorted({{f.kind for fs in found for f in fs}}))
         """,
@@ -73,6 +76,7 @@ def test_the_pipeline_is_loaded_once_per_process_even_when_threads_race(tmp_path
     assert result.stdout.splitlines() == [
         "spacy before care context: False",
         "same object: True",
+        "threads agree: True",
         "loads: 1",
         "kinds: ['person_name']",
     ]
