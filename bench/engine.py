@@ -203,7 +203,7 @@ def presidio_spans(output: bytes, docs: list[Document]) -> list[list[Span]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(docs: list[Document], folder: Path, repeat: int) -> list[Row]:
+def measure(docs: list[Document], folder: Path, repeat: int, lint_cmd: list[str]) -> list[Row]:
     names = (
         "rules engine, in-process",
         "brukarvakt lint, whole process",
@@ -213,7 +213,7 @@ def measure(docs: list[Document], folder: Path, repeat: int) -> list[Row]:
     timings = {name: Timing() for name in names}
     config = folder.parent / "bench-config.yaml"
     config.write_text(BENCH_CONFIG, encoding="utf-8")
-    lint = [*lint_command(), "lint", "--config", str(config), "--format", "json", str(folder)]
+    lint = [*lint_cmd, "lint", "--config", str(config), "--format", "json", str(folder)]
     presidio = [sys.executable, str(RUNNER), str(folder)]
     engine_run, presidio_run = engine_in_process(docs), presidio_in_process(docs)
     # One untimed round: file cache, compiled bytecode, lazy imports.
@@ -270,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds; the median counts (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the corpus is written")
     parser.add_argument(
+        "--lint-command",
+        default=None,
+        help="how to start brukarvakt (default: the installed script beside this Python)",
+    )
+    parser.add_argument(
         "--min-ratio",
         type=float,
         default=None,
@@ -288,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     byte_compile()
-    rows = measure(docs, folder, args.repeat)
+    lint_cmd = args.lint_command.split() if args.lint_command else lint_command()
+    print(f"lint: {' '.join(lint_cmd)}; Presidio: {sys.executable} {RUNNER.name}", flush=True)
+    rows = measure(docs, folder, args.repeat, lint_cmd)
     print()
     print(table(rows, megabytes))
     engine_row, lint_row, presidio_process, presidio_inproc = rows

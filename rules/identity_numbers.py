@@ -18,7 +18,7 @@ def detect(
     customer_numbers: frozenset[str] = frozenset(),
 ) -> Iterator[Hit]:
     """Identity numbers in text, less phone numbers, references and known customer numbers."""
-    for number in personnummer.find(text.text, today):
+    for number in personnummer.find(text.text, today, text.one_byte):
         if customer_numbers and text.text[number.start : number.end] in customer_numbers:
             continue
         if phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number):

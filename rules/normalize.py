@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 # Characters a writer (or a mail program) slips between digits without a visible trace.
@@ -71,6 +71,9 @@ class NormalizedText:
     text: str
     # origin[i] is the index in `original` of normalised character i; None when identical.
     origin: tuple[int, ...] | None = None
+    # `text` encoded one byte a character (Latin-1 or Windows-1252) when it fits, as the check for
+    # what to normalise made it: detectors look for digits in it without encoding the text again.
+    one_byte: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_original(self, index: int) -> int:
         if self.origin is None:
@@ -85,26 +88,32 @@ class NormalizedText:
         return self.to_original(start), self.to_original(end - 1) + 1
 
 
-# The only character to normalise that Latin-1 has; every digit beyond ASCII lies above it.
-_LATIN1_SPECIAL = "\u00ad"
+# Character sets in which the soft hyphen is the only character to normalise: Latin-1 (å, ä, ö,
+# é, NBSP; encoding it is a copy at memory speed) and Windows-1252, which adds the dashes, curly
+# quotes and euro sign that mail programs type. Encoding tells at C speed whether a text fits.
+SIMPLE_REPERTOIRES = ("latin-1", "cp1252")
+_SIMPLE_SPECIAL = "\u00ad"
 
 
-def _has_special(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("latin-1")  # a copy at memory speed for most Swedish text: å, ä, ö, é, NBSP
-    except UnicodeEncodeError:
-        pass
-    else:
-        return _LATIN1_SPECIAL in text
-    maybe = _MAYBE_SPECIAL_RE.search(text)
-    return maybe is not None and _exact()[2].search(text, maybe.start()) is not None
+def one_byte(text: str) -> bytes | None:
+    """The text in the first of SIMPLE_REPERTOIRES it fits, one byte a character; else None."""
+    for repertoire in SIMPLE_REPERTOIRES:
+        try:
+            return text.encode(repertoire)
+        except UnicodeEncodeError:
+            continue
+    return None
 
 
 def normalize(text: str) -> NormalizedText:
-    if not _has_special(text):
-        return NormalizedText(text, text)
+    encoded = one_byte(text)
+    if encoded is not None:
+        if _SIMPLE_SPECIAL not in text:
+            return NormalizedText(text, text, None, encoded)
+    else:
+        maybe = _MAYBE_SPECIAL_RE.search(text)
+        if maybe is None or _exact()[2].search(text, maybe.start()) is None:
+            return NormalizedText(text, text)
     invisible, unicode_digit, _ = _exact()
     digits = unicode_digit.sub(_ascii_digit, text)  # one character for one: offsets kept
     if invisible.search(digits) is None:

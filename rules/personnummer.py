@@ -167,9 +167,9 @@ def _shape(text: str) -> bytes | None:
     return None if _SUSPECT in shape else shape
 
 
-def _run_starts(text: str) -> Iterator[int]:
+def _run_starts(text: str, one_byte: bytes | None) -> Iterator[int]:
     """Where every maximal run of six or more digits starts (indices into `text`)."""
-    shape = _shape(text)
+    shape = one_byte.translate(_SHAPE_LATIN1) if one_byte is not None else _shape(text)
     if shape is None:
         for run in _DATE_RUN.finditer(text):
             yield run.start()
@@ -183,10 +183,10 @@ def _run_starts(text: str) -> Iterator[int]:
         at = shape.find(_SIX, after)
 
 
-def _matches(text: str) -> Iterator[re.Match[str]]:
+def _matches(text: str, one_byte: bytes | None) -> Iterator[re.Match[str]]:
     """Exactly what PATTERN.finditer(text) yields."""
     end = 0
-    for start in _run_starts(text):
+    for start in _run_starts(text, one_byte):
         if start < end:
             continue  # inside the previous match, as finditer would have skipped it
         m = PATTERN.match(text, start)
@@ -195,10 +195,14 @@ def _matches(text: str) -> Iterator[re.Match[str]]:
             yield m
 
 
-def find(text: str, today: date) -> list[IdentityNumber]:
-    """Every valid identity number in (normalised) text."""
+def find(text: str, today: date, one_byte: bytes | None = None) -> list[IdentityNumber]:
+    """Every valid identity number in (normalised) text.
+
+    `one_byte`: the same text encoded one byte a character in Latin-1 or Windows-1252, when the
+    caller has it (NormalizedText.one_byte): it saves encoding the text again.
+    """
     found = []
-    for m in _matches(text):
+    for m in _matches(text, one_byte):
         number = identify(m, today)
         if number is not None:
             found.append(number)

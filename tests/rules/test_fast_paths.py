@@ -69,7 +69,16 @@ def test_find_gives_exactly_what_the_pattern_alone_gives(text: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(texts())
 def test_normalize_gives_exactly_what_the_exact_pattern_gives(text: str) -> None:
-    assert normalize(text) == plain_normalize(text)
+    normalized = normalize(text)
+    assert normalized == plain_normalize(text)
+    if normalized.one_byte is not None:
+        assert normalized.one_byte == normalize_module.one_byte(normalized.text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts())
+def test_find_with_the_one_byte_copy_gives_exactly_what_the_pattern_gives(text: str) -> None:
+    assert personnummer.find(text, TODAY, normalize_module.one_byte(text)) == plain_find(text, TODAY)
 
 
 @settings(max_examples=500, deadline=None)
@@ -91,6 +100,13 @@ def test_the_table_of_digit_blocks_is_the_one_this_python_uses() -> None:
     assert normalize_module.digit_blocks_bmp() == tuple(normalize_module._blocks)
     if unicodedata.unidata_version == normalize_module.DIGIT_BLOCKS_UNICODE:
         assert normalize_module.digit_blocks_bmp() == normalize_module.DIGIT_BLOCKS_BMP
+
+
+def test_in_latin_1_and_windows_1252_only_the_soft_hyphen_needs_normalising() -> None:
+    for repertoire in normalize_module.SIMPLE_REPERTOIRES:
+        chars = [bytes([b]).decode(repertoire, "ignore") for b in range(256)]
+        special = [ch for ch in chars if ch and plain_normalize(ch).text != ch]
+        assert special == ["\u00ad"], repertoire
 
 
 def test_every_digit_beyond_ascii_starts_with_a_byte_the_fast_path_distrusts() -> None:
