@@ -33,7 +33,10 @@ class Chain:
 
 
 def gateway_config(folder: Path, port: int, next_hop_port: int) -> Path:
-    """The gateway's config for a chain behind Postfix: identity from Postfix's Received header."""
+    """The gateway's config for a chain behind Postfix: identity from Postfix's Received header.
+
+    Everything else is the default policy, the Swedish name model included.
+    """
     path = folder / "brukarvakt.yaml"
     path.write_text(
         f"""\
@@ -49,9 +52,6 @@ policy:
     - {{address: "{STAFF}", name: "Anna Lind"}}
     - {{address: "{MANAGER}", name: "Karin Berg"}}
   on_block: reject
-  # Person names from the language model are the gateway tests' subject; these tests are about
-  # the mail path, and must not depend on the model being built.
-  person_name: "off"
 """,
         encoding="utf-8",
     )
