@@ -64,6 +64,7 @@ def test_a_clean_message_is_delivered(after_queue: Chain) -> None:
     assert delivered.mail_from == STAFF
     assert delivered.rcpt_tos == ("sjukskoterska@vardcentral.example",)
     assert "Kundnummer 10234" in delivered.text
+    assert "X-Brukarvakt-Verdict: pass" in delivered.text, "scanned on the way, not around the gateway"
 
 
 def test_a_managers_message_with_a_personnummer_to_a_secure_domain_is_delivered(
@@ -85,6 +86,7 @@ def test_a_managers_message_with_a_personnummer_to_a_secure_domain_is_delivered(
     assert delivered.mail_from == MANAGER
     assert delivered.rcpt_tos == (recipient,)
     assert written_forms(pnr)[2] in delivered.text
+    assert re.search(r"^X-Brukarvakt-Verdict: pass; exception=manager", delivered.text, re.MULTILINE)
 
 
 def test_with_the_gateway_down_mail_waits_in_the_queue_and_is_delivered_when_it_is_back(

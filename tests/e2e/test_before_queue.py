@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 import secrets
 import smtplib
 from email.policy import default
@@ -59,6 +60,7 @@ def test_a_clean_message_is_delivered(before_queue: Chain) -> None:
     assert delivered.mail_from == STAFF
     assert delivered.rcpt_tos == ("sjukskoterska@vardcentral.example",)
     assert "Kundnummer 10234" in delivered.text
+    assert "X-Brukarvakt-Verdict: pass" in delivered.text, "scanned on the way, not around the gateway"
 
 
 def test_a_managers_message_with_a_personnummer_to_a_secure_domain_is_delivered(
@@ -79,6 +81,7 @@ def test_a_managers_message_with_a_personnummer_to_a_secure_domain_is_delivered(
     delivered = before_queue.sink.wait_for(lambda m: tag in m.text, DELIVERY_TIMEOUT, f"with {tag}")
     assert delivered.rcpt_tos == (recipient,)
     assert written_forms(pnr)[2] in delivered.text
+    assert re.search(r"^X-Brukarvakt-Verdict: pass; exception=manager", delivered.text, re.MULTILINE)
 
 
 def test_a_managers_message_with_a_personnummer_to_an_ordinary_domain_is_refused(
