@@ -1,10 +1,10 @@
 """Relay benchmark: Postfix's smtp-source through `brukarvakt serve` to smtp-sink, scanning vs not.
 
-    python3 bench/relay.py                     # 5 KB and 100 KB, 20 sessions, scan and --no-scan
+    python3 bench/relay.py                     # 5 KB and 100 KB, 20 sessions, every mode
     python3 bench/relay.py --workers 2         # the gateway with two processes (both cores)
 
-For each message size the gateway runs twice in the same run, once scanning and once with
-`--no-scan` (the passthrough baseline), each time with its next hop a discarding `smtp-sink`:
+For each message size the gateway runs in each mode in the same run (below), each time as its
+own process with a fresh state folder and with its next hop a discarding `smtp-sink`:
 
 - throughput: `smtp-source -s SESSIONS -m N -F message` (one connection per message, as
   smtp-source does by default); messages/s = N / wall time of smtp-source. smtp-source stops
@@ -197,7 +197,10 @@ class Gateway:
             f"listen: {{host: 127.0.0.1, port: {self.port}}}\n"
             'auth: {trusted_upstreams: ["127.0.0.1"]}\n'
             f"next_hop: {{host: 127.0.0.1, port: {sink_port}, tls: none, timeout_seconds: 30}}\n"
-            + (f'policy: {{person_name: "{mode.person_name}"}}\n' if mode.person_name else ""),
+            # The staff directory, as deployed: the signature's name is a colleague's, not a finding.
+            + f'policy: {{staff: [{{address: "{SENDER}", name: "Anna Lind"}}]'
+            + (f', person_name: "{mode.person_name}"' if mode.person_name else "")
+            + "}\n",
             encoding="utf-8",
         )
         self.args = [
