@@ -116,7 +116,16 @@ def normalize(text: str) -> NormalizedText:
             return NormalizedText(text, text)
     invisible, unicode_digit, _ = _exact()
     digits = unicode_digit.sub(_ascii_digit, text)  # one character for one: offsets kept
-    if invisible.search(digits) is None:
+    dropped = [m.start() for m in invisible.finditer(digits)]
+    if not dropped:
         return NormalizedText(text, digits)
-    kept = [i for i, ch in enumerate(digits) if ch not in INVISIBLE]
-    return NormalizedText(text, "".join(digits[i] for i in kept), tuple(kept))
+    # Slices and ranges between the dropped characters: C speed, where a loop over every
+    # character of a long mail with one zero-width space in it took milliseconds.
+    pieces: list[str] = []
+    kept: list[int] = []
+    start = 0
+    for index in [*dropped, len(digits)]:
+        pieces.append(digits[start:index])
+        kept.extend(range(start, index))
+        start = index + 1
+    return NormalizedText(text, "".join(pieces), tuple(kept))
