@@ -31,7 +31,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, count
-from operator import not_
 
 from models.findings import Kind, Severity
 from models.register import Client
@@ -141,9 +140,10 @@ _PHONE = re.compile(r"(?<![\w+])(?:\+|00|\(0|0)[\d \u00a0\-\u2010-\u2015()/.]{5,
 _PHONE_HINT = re.compile(r"(?<!\d)[+0]\d")
 # A raw word that is one word token and nothing else, and the word a raw word begins with when
 # what follows it cannot join it into another token (an apostrophe, `:s`, digits).
-_PLAIN = re.compile(r"[^\W\d_]+")
 _LEADING_WORD = re.compile(r"(?P<word>[^\W\d_]+)(?![\w'’ʼ:])")
 _DIGITS = re.compile(r"\d+")
+_LEADING_DIGITS = re.compile(r"\d+")  # (match, not search: the first token of a raw word)
+_LETTER = re.compile(r"[^\W\d_]")
 
 MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15
@@ -166,6 +166,13 @@ _KIND_OF: dict[int, Kind] = {
 }
 _SEVERITY_OF: dict[int, Severity] = {TITLE_SURNAME: "warn"}
 _AMBIGUOUS_PNR = 0xFFFFFFFF
+# Marks a raw word may begin or end with and still be one plain word: none can join it to
+# another word of a name (a hyphen, an apostrophe, a colon before a genitive s can, so they are
+# not here).
+_LEADS = frozenset('([{"“”«»')
+_TAILS = frozenset('.,;:!?)]}"“”«»')
+# A start from which no phrase goes on into the next raw word.
+NEVER = 0
 # Raw words remembered between messages before the memory is started afresh.
 CACHE_LIMIT = 400_000
 # How far after the first word of a candidate a name, address or phone number may reach.
@@ -406,15 +413,26 @@ class _Token:
 
 @dataclass
 class _Cache:
-    """Raw words (as `str.split` gives them) already known to begin nothing, or to begin something."""
+    """What the search has learnt about raw words (as `str.split` gives them), kept between messages.
+
+    `nonstarts`: words that begin nothing. `heads`: the words that begin something, each with
+    the hash a phrase has after it when the word is one plain word (`Anna`, `(Anna`, `Anna,`),
+    NEVER when no phrase can go on from it into the next word (`Anna.`), or None when only the
+    walk can tell (digits, several words). `pairs`: whether a start goes on into the word after it.
+    """
 
     nonstarts: set[str] = field(default_factory=set)
-    starts: set[str] = field(default_factory=set)
-    hashes: dict[str, int] = field(default_factory=dict)
-    # A start that is one plain word -> the hash after it; for a following word -> its word's
-    # hashes (as written, and without a genitive s) if it is plain enough to judge, else None.
     heads: dict[str, int | None] = field(default_factory=dict)
+    pairs: dict[tuple[str, str | None], bool] = field(default_factory=dict)
+    hashes: dict[str, int] = field(default_factory=dict)
+    # A following word -> its word's hashes (as written, and without a genitive s) if it is plain
+    # enough to judge, (0, 0) if it can be no name's part, else None.
     seconds: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return max(
+            len(self.nonstarts) + len(self.heads), len(self.hashes), len(self.seconds), len(self.pairs)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,9 +483,17 @@ class RegisterIndex:
         return h
 
     def _begins_something(self, cache: _Cache, raw: str) -> bool:
+        get = self.tables.phrases.get
+        word = _plain_word(raw)
+        if word is not None:  # most words: one fold and one keyed hash, no regular expression
+            if not _eligible(word):
+                return False
+            folded = fold(word)
+            if folded in _TITLES:
+                return self._title_prefix
+            return bool(get(mix(ROOT, self._hash(cache, folded))) & _PREFIX)
         if _PHONE_HINT.search(raw):
             return True
-        get = self.tables.phrases.get
         for m in TOKEN.finditer(raw):
             word = m["word"]
             if not word or not _eligible(word):
@@ -484,63 +510,102 @@ class RegisterIndex:
     def candidates(self, text: str) -> Iterator[tuple[int, int]]:
         """Spans of the raw words (as `str.split` cuts them) that may begin a client's identifier.
 
-        Almost every word of a message has been seen before: C-level set lookups pass over the
-        known ones, and only a new word costs a hash. A plain word that begins names is passed
-        over too when the word after it continues none of them (most of the time: "Hej Anna,").
-        The words left are then found in the text, each string searched from where it was last
-        found, so that the text is not searched once per word.
+        Almost every word of a message has been seen before and begins nothing: set operations
+        in C take the message's distinct words less those, and only a new word costs a hash. The
+        occurrences of the words left are then found in the text in order, each search going on
+        from the one before, so that the text is read once. A plain word that begins names is
+        passed over when the word after it continues none of them (most of the time: "Hej
+        Anna,"), an answer remembered for the pair.
         """
         cache = self._cache
-        nonstarts, starts = cache.nonstarts, cache.starts
+        nonstarts, heads = cache.nonstarts, cache.heads
         words = text.split()
+        left = set(words)  # hashes every word once; the lookups below reuse them
+        left -= nonstarts
+        for raw in left.difference(heads):  # with a dict: a lookup per word of `left`
+            if self._begins_something(cache, raw):
+                heads[raw] = self._head(cache, raw)
+            else:
+                nonstarts.add(raw)
+        left -= nonstarts
+        if left:
+            yield from self._occurrences(text, words, left)
+        if cache.size() > CACHE_LIMIT:
+            self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
+
+    def _occurrences(self, text: str, words: list[str], starts: set[str]) -> Iterator[tuple[int, int]]:
+        """Spans of the occurrences of `starts` in `words` that may begin something, in order.
+
+        An occurrence passed over is only counted: the next one located skips that many whole
+        words equal to it, and every occurrence before the last one located lies behind the
+        search's position, so that the text is read once.
+        """
+        cache = self._cache
+        heads, pairs = cache.heads, cache.pairs
         last = len(words) - 1
-        cursor: dict[str, int] = {}
-        passed: dict[str, int] = {}
-        for i in compress(count(), map(not_, map(nonstarts.__contains__, words))):
+        length = len(text)
+        find = text.find
+        pos = 0
+        skipped: dict[str, int] = {}  # occurrences passed over since the last one located
+        for i in compress(count(), map(starts.__contains__, words)):
             raw = words[i]
-            if raw not in starts:
-                if not self._begins_something(cache, raw):
-                    nonstarts.add(raw)
+            if heads.get(raw) is not None:
+                pair = (raw, words[i + 1] if i < last else None)
+                goes_on = pairs.get(pair)
+                if goes_on is None:
+                    goes_on = pairs[pair] = self._may_continue(cache, raw, pair[1])
+                if not goes_on:
+                    skipped[raw] = skipped.get(raw, 0) + 1
                     continue
-                starts.add(raw)
-            if not self._may_continue(cache, raw, words[i + 1] if i < last else None):
-                passed[raw] = passed.get(raw, 0) + 1
-                continue
-            skip = passed.pop(raw, 0)
-            pos = cursor.get(raw, 0)
-            while (pos := text.find(raw, pos)) >= 0:
+            skip = skipped.pop(raw, 0)
+            if skipped:
+                skipped.clear()  # they lie before this one: behind the search from here on
+            while (pos := find(raw, pos)) >= 0:
                 end = pos + len(raw)
-                if (pos == 0 or text[pos - 1].isspace()) and (end == len(text) or text[end].isspace()):
-                    pos = end
+                if (pos == 0 or text[pos - 1].isspace()) and (end == length or text[end].isspace()):
                     if not skip:
-                        yield end - len(raw), end
                         break
-                    skip -= 1  # an occurrence passed over above
+                    skip -= 1
+                    pos = end
                 else:
                     pos += 1
-            cursor[raw] = max(pos, 0)
-        if max(len(nonstarts) + len(starts), len(cache.hashes), len(cache.seconds)) > CACHE_LIMIT:
-            self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
+            if pos < 0:
+                return  # cannot happen: str.split and str.isspace agree on what a space is
+            yield pos, end
+            pos = end
+
+    def _head(self, cache: _Cache, raw: str) -> int | None:
+        """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""
+        word = _plain_word(raw)
+        if word is None or not _eligible(word):
+            return None  # digits, punctuation or several words: let the walk decide
+        folded = fold(word)
+        title = folded in _TITLES
+        node = mix(ROOT, TITLE if title else self._hash(cache, folded))
+        tail = raw[-1]
+        if tail.isalpha():
+            return node
+        if tail == ",":  # `Andersson, Anna`
+            return mix(node, COMMA)
+        if tail == "." and title:  # `Hr. Holm`
+            return node
+        return NEVER  # `Anna.`, `Anna)`: no gap between names crosses these
 
     def _may_continue(self, cache: _Cache, raw: str, following: str | None) -> bool:
         """False only when `raw` is one plain word and no phrase goes on from it into `following`."""
-        head = cache.heads.get(raw, -1)
-        if head == -1:
-            head = None
-            if _PLAIN.fullmatch(raw) and _eligible(raw):
-                folded = fold(raw)
-                h = TITLE if folded in _TITLES else self._hash(cache, folded)
-                head = mix(ROOT, h)
-            cache.heads[raw] = head
+        head = cache.heads.get(raw)
         if head is None:
-            return True  # digits, punctuation or several words: let the walk decide
-        if following is None:
+            head = self._head(cache, raw)
+        if head is None:
+            return True
+        if head == NEVER or following is None:
             return False  # a name has two words at least
         second = cache.seconds.get(following, (-1, -1))
         if second == (-1, -1):
             m = _LEADING_WORD.match(following)
             if m is None:
-                second = None
+                digits = _LEADING_DIGITS.match(following)  # a house number: `Storgatan 12`
+                second = (self._hash(cache, digits.group()), 0) if digits else None
             elif not _eligible(m["word"]):
                 second = (0, 0)
             else:
@@ -577,6 +642,8 @@ class RegisterIndex:
         """Matches that begin in the raw word text[start:end]."""
         if _PHONE_HINT.search(text, start, end):
             yield from self._phones(text, start, end)
+            if not _LETTER.search(text, start, end):
+                return  # digits and signs only (`06`, `+46`): no word of a name begins here
         tokens = _Tokens(text, start, min(len(text), end + WINDOW))
         i = 0
         while (t := tokens.get(i)) is not None and t.start < end:
@@ -677,6 +744,20 @@ class RegisterIndex:
                 masked=m.masked,
                 customer_number=self.customer(value),
             )
+
+
+def _plain_word(raw: str) -> str | None:
+    """The one word a raw word is, between an opening bracket or quote and a closing mark; else None.
+
+    Such a raw word is exactly one word token (`[^\\W\\d_]+` holds every letter), so it can be
+    judged without the tokenizer.
+    """
+    if raw.isalpha():
+        return raw
+    start = 1 if raw[0] in _LEADS else 0
+    end = -1 if raw[-1] in _TAILS else len(raw)
+    word = raw[start:end]
+    return word if word.isalpha() else None
 
 
 def _eligible(written: str) -> bool:

@@ -375,3 +375,57 @@ def test_passing_over_words_that_continue_no_name_never_loses_a_finding(
         for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
     ]
     assert fast == slow and len(fast) >= len(planted)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "written"),
+    [
+        ("(Ingegerd Öhrnvall) har ringt.", "Ingegerd Öhrnvall"),
+        ("”Ingegerd Öhrnvall” stod det på lappen.", "Ingegerd Öhrnvall"),
+        ("Gäller: Öhrnvall, Ingegerd.", "Öhrnvall, Ingegerd"),
+        ("Sist på listan: Ingegerd Öhrnvall!", "Ingegerd Öhrnvall"),
+        ("Hr. Holm vill ha kaffe.", "Holm"),
+        ("Adress: Kvarngränd 3.", "Kvarngränd 3"),
+    ],
+)
+def test_a_name_between_brackets_quotes_or_punctuation_is_found(sentence: str, written: str) -> None:
+    hit = one(sentence)
+    assert sentence[hit.start : hit.end] == written
+
+
+@pytest.mark.parametrize("sentence", ["Ingegerd. Öhrnvall", "Ingegerd) Öhrnvall", "Ingegerd; Öhrnvall"])
+def test_a_mark_that_ends_a_sentence_or_clause_keeps_two_names_apart(sentence: str) -> None:
+    assert found(sentence) == []
+
+
+def test_occurrences_passed_over_do_not_shift_the_one_found_after_them() -> None:
+    # The same raw word passed over (it continues no name), inside other words, then found.
+    text = (
+        "Ingegerd kom. Ingegerdsson och Ingegerd. Hej Ingegerd Ingegerd\n"
+        "Ingegerd Öhrnvall, och Ingegerd igen, Ingegerd Öhrnvall!"
+    )
+    spans = [
+        (h.start, h.end) for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
+    ]
+    starts = [m.start() for m in re.finditer("Ingegerd Öhrnvall", text)]
+    assert spans == [(s, s + len("Ingegerd Öhrnvall")) for s in starts]
+
+
+def test_the_word_memory_carried_from_message_to_message_never_loses_a_finding() -> None:
+    messages = (
+        [s for _, s, _ in NAME_FORMS + TITLE_FORMS]
+        + [f"Ring {p} nu." for p in PHONE_FORMS]
+        + ["Hon bor på Videvägen 14 B.", "Ingegerd. Hej Ingegerd!", STAFF_TEXT]
+        + _klintan_sentences(200)
+    )
+
+    def answers(idx: reg.RegisterIndex, text: str) -> list[tuple[int, int, str, str | None]]:
+        return [(h.start, h.end, h.kind, h.customer_number) for h in found(text, idx)]
+
+    fresh = [answers(reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY), m) for m in messages]
+    shared = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    first_round = [answers(shared, m) for m in messages]
+    second_round = [answers(shared, m) for m in reversed(messages)][::-1]
+    assert first_round == second_round == fresh
+    assert sum(map(len, fresh)) >= len(NAME_FORMS) + len(TITLE_FORMS) + len(PHONE_FORMS)
+    assert shared._cache.nonstarts and shared._cache.pairs  # the memory was used, not bypassed
