@@ -10,7 +10,7 @@ from rules.words import CONTEXT_WINDOW, NEGATIVE_CONTEXT_WORDS, PHONE_WORDS
 
 _RUN_MAX = 8  # characters of a phone number's run on either side of the number
 _RUN_CHARS = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}")
-_RUN_CHARS_BEFORE = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}$")
+_RUN_CHARS_BEFORE = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}\Z")
 
 
 def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:

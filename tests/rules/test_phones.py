@@ -88,3 +88,8 @@ def test_context_on_another_line_does_not_count() -> None:
 def test_a_known_customer_number_is_never_a_finding() -> None:
     found = identity_numbers.detect(normalize("Kund 9001079806"), TODAY, frozenset({"9001079806"}))
     assert list(found) == []
+
+
+def test_a_phone_number_at_the_start_of_a_line_is_still_a_phone_number() -> None:
+    assert kinds(f"Hej\n{TEN} (mobil)") == []
+    assert kinds(f"Hej\nmobil: {TEN}") == []
