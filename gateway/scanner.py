@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -24,9 +25,11 @@ def person_name_fields(policy: Policy) -> dict[str, Any]:
     """The NER callable only when the rule is on; spaCy loads on the first message with care context."""
     if policy.person_name == "off":
         return {"person_spans": None}
+    staff = person_names.staff_names(policy.staff)
+    staff_words = frozenset(word for name in staff for word in name.split())
     return {
-        "person_spans": ner.person_spans,
-        "staff_names": person_names.staff_names(policy.staff),
+        "person_spans": functools.partial(ner.person_spans, ignore=staff_words),
+        "staff_names": staff,
         "person_name_severity": policy.person_name,
     }
 

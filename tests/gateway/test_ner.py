@@ -205,3 +205,44 @@ def test_only_the_first_max_chars_of_a_segment_go_through_the_model() -> None:
     assert len(filler) > ner.MAX_CHARS
     assert [CARE_NOTE[a:b] for a, b in ner.person_spans(CARE_NOTE + filler)] == [CLIENT]
     assert ner.person_spans(filler + CARE_NOTE) == []
+
+
+# The model reads only windows around candidate words: care mail without names never reaches it.
+
+
+def test_sentence_initial_words_that_are_no_names_are_not_read() -> None:
+    text = "Insatsen flyttas till onsdag. Nyckeln finns på kontoret.\n\nVi ses i morgon."
+    assert ner.candidate_regions(text) == []
+
+
+def test_a_capitalised_word_inside_a_sentence_is_read_with_its_surroundings() -> None:
+    text = "Insatsen flyttas. I morgon kommer Ingvor Kallesund hem från sjukhuset."
+    ((start, end),) = ner.candidate_regions(text)
+    assert text[start:end].find("Kallesund") >= 0 and start == 0 and end == len(text)
+
+
+def test_a_known_first_name_first_in_a_sentence_is_read() -> None:
+    assert ner.candidate_regions("Insatsen är klar. Annas dotter ringde i går.") != []
+    assert ner.candidate_regions("Insatsen är klar. Bilen står på gården.") == []
+
+
+def test_a_signature_name_after_a_line_break_is_read() -> None:
+    assert ner.candidate_regions("Hälsningar\nAnna") != []
+
+
+def test_staff_names_are_no_reason_to_read_a_sentence() -> None:
+    text = "Hälsningar\nAnna Lind"
+    assert ner.candidate_regions(text, frozenset({"anna", "lind"})) == []
+    assert ner.candidate_regions("Hälsningar\nAnna Kallesund", frozenset({"anna", "lind"})) != []
+
+
+def test_spans_are_mapped_back_to_the_original_text() -> None:
+    filler = "Insatsen flyttas till onsdag enligt önskemål från anhöriga. " * 20
+    text = (
+        filler
+        + "Brukaren Ingvor Kallesund vill ha besöket senare. "
+        + filler
+        + "I går ringde Gunnel Torvgren."
+    )
+    names = [text[s:e] for s, e in ner.person_spans(text)]
+    assert "Ingvor Kallesund" in names and "Gunnel Torvgren" in names
