@@ -68,9 +68,11 @@ def _client_register(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
 DETECTORS: list[Detector] = [_identity_numbers, _client_register, _person_names]
 
 
-def _location(part: str, text: str, offset: int) -> Location:
+def _location(part: str, text: str, offset: int, known: tuple[int, int] = (0, 1)) -> Location:
+    """Line and column of `offset`; `known` is an earlier (offset, line) to count lines on from."""
     line_start = text.rfind("\n", 0, offset) + 1
-    return Location(part=part, line=text.count("\n", 0, offset) + 1, column=offset - line_start + 1)
+    line = known[1] + text.count("\n", known[0], offset)
+    return Location(part=part, line=line, column=offset - line_start + 1)
 
 
 def hits(text: str, ctx: ScanContext, detectors: Iterable[Detector] | None = None) -> list[Hit]:
@@ -122,16 +124,19 @@ def scan(segments: Iterable[Segment], ctx: ScanContext) -> Iterator[Finding]:
                 base, care_context=person_names.segment_care_context(segment.part, message_care)
             )
         part = None
+        known = (0, 1)  # hits come in order: lines are counted on from the one before, not from 0
         for h in hits(segment.text, ctx):
             if part is None:
                 part = redact(segment.part, ctx)  # a file name can hold the identifier itself
+            location = _location(part, segment.text, h.start, known)
+            known = (h.start, location.line)
             fp = fingerprint(ctx.fingerprint_key, h.canonical)
             customer = h.customer_number or ctx.customer_by_fingerprint.get(fp)
             yield Finding(
                 rule=h.rule,
                 kind=h.kind,
                 severity=h.severity,
-                location=_location(part, segment.text, h.start),
+                location=location,
                 masked=h.masked,
                 fingerprint=fp,
                 customer_number=customer,

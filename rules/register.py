@@ -27,10 +27,9 @@ import hmac
 import re
 import unicodedata
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, count
 
 from models.findings import Kind, Severity
 from models.register import Client
@@ -144,6 +143,8 @@ _LEADING_WORD = re.compile(r"(?P<word>[^\W\d_]+)(?![\w'’ʼ:])")
 _DIGITS = re.compile(r"\d+")
 _LEADING_DIGITS = re.compile(r"\d+")  # (match, not search: the first token of a raw word)
 _LETTER = re.compile(r"[^\W\d_]")
+# The raw word after a position (`\s` is what `str.split` splits at).
+_FOLLOWING = re.compile(r"\s+(\S+)")
 
 MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15
@@ -173,6 +174,8 @@ _LEADS = frozenset('([{"“”«»')
 _TAILS = frozenset('.,;:!?)]}"“”«»')
 # A start from which no phrase goes on into the next raw word.
 NEVER = 0
+# Starts this long or shorter are searched for with a regular expression, longer ones with `str.find`.
+_SHORT = 3
 # Raw words remembered between messages before the memory is started afresh.
 CACHE_LIMIT = 400_000
 # How far after the first word of a candidate a name, address or phone number may reach.
@@ -428,6 +431,8 @@ class _Cache:
     # A following word -> its word's hashes (as written, and without a genitive s) if it is plain
     # enough to judge, (0, 0) if it can be no name's part, else None.
     seconds: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    # A short start -> a search for it as a whole word.
+    finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
 
     def size(self) -> int:
         return max(
@@ -520,14 +525,14 @@ class RegisterIndex:
         cache = self._cache
         nonstarts, heads = cache.nonstarts, cache.heads
         words = text.split()
-        left = set(words)  # hashes every word once; the lookups below reuse them
-        left -= nonstarts
+        # (`-`, not `-=`: the difference goes over the message's words, not over the memory's.)
+        left = set(words) - nonstarts
         for raw in left.difference(heads):  # with a dict: a lookup per word of `left`
             if self._begins_something(cache, raw):
                 heads[raw] = self._head(cache, raw)
             else:
                 nonstarts.add(raw)
-        left -= nonstarts
+                left.discard(raw)
         if left:
             yield from self._occurrences(text, words, left)
         if cache.size() > CACHE_LIMIT:
@@ -536,43 +541,47 @@ class RegisterIndex:
     def _occurrences(self, text: str, words: list[str], starts: set[str]) -> Iterator[tuple[int, int]]:
         """Spans of the occurrences of `starts` in `words` that may begin something, in order.
 
-        An occurrence passed over is only counted: the next one located skips that many whole
-        words equal to it, and every occurrence before the last one located lies behind the
-        search's position, so that the text is read once.
+        Each occurrence is searched for from the end of the one before (whole words only), so
+        that the text is read once; the word after it is read from the text, not counted in
+        `words` (a count per word costs more than all the rest).
         """
         cache = self._cache
         heads, pairs = cache.heads, cache.pairs
-        last = len(words) - 1
         length = len(text)
         find = text.find
+        following = _FOLLOWING.match
         pos = 0
-        skipped: dict[str, int] = {}  # occurrences passed over since the last one located
-        for i in compress(count(), map(starts.__contains__, words)):
-            raw = words[i]
+        finders = cache.finders
+        for raw in filter(starts.__contains__, words):
+            if len(raw) <= _SHORT:
+                # A short word stands inside many others (`de` in `det`): searched in C, whole.
+                finder = finders.get(raw)
+                if finder is None:
+                    word = re.escape(raw)
+                    finder = finders[raw] = re.compile(rf"{word}(?<!\S{word})(?!\S)").search
+                m = finder(text, pos)
+                if m is None:
+                    return  # cannot happen: str.split and `\s` agree on what a space is
+                start, end = m.span()
+            else:
+                while (pos := find(raw, pos)) >= 0:
+                    end = pos + len(raw)
+                    if (pos == 0 or text[pos - 1].isspace()) and (end == length or text[end].isspace()):
+                        break
+                    pos += 1
+                if pos < 0:
+                    return  # cannot happen: str.split and str.isspace agree on what a space is
+                start = pos
+            pos = end
             if heads.get(raw) is not None:
-                pair = (raw, words[i + 1] if i < last else None)
+                after = following(text, end)
+                pair = (raw, after[1] if after else None)
                 goes_on = pairs.get(pair)
                 if goes_on is None:
                     goes_on = pairs[pair] = self._may_continue(cache, raw, pair[1])
                 if not goes_on:
-                    skipped[raw] = skipped.get(raw, 0) + 1
                     continue
-            skip = skipped.pop(raw, 0)
-            if skipped:
-                skipped.clear()  # they lie before this one: behind the search from here on
-            while (pos := find(raw, pos)) >= 0:
-                end = pos + len(raw)
-                if (pos == 0 or text[pos - 1].isspace()) and (end == length or text[end].isspace()):
-                    if not skip:
-                        break
-                    skip -= 1
-                    pos = end
-                else:
-                    pos += 1
-            if pos < 0:
-                return  # cannot happen: str.split and str.isspace agree on what a space is
-            yield pos, end
-            pos = end
+            yield start, end
 
     def _head(self, cache: _Cache, raw: str) -> int | None:
         """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""

@@ -429,3 +429,9 @@ def test_the_word_memory_carried_from_message_to_message_never_loses_a_finding()
     assert first_round == second_round == fresh
     assert sum(map(len, fresh)) >= len(NAME_FORMS) + len(TITLE_FORMS) + len(PHONE_FORMS)
     assert shared._cache.nonstarts and shared._cache.pairs  # the memory was used, not bypassed
+
+
+def test_findings_on_several_lines_carry_each_its_own_line_and_column() -> None:
+    text = "Hej!\nIngegerd Öhrnvall ringde.\n\nFru Öhrnvall och Sigvard Berg,\ntel 070-174 06 05"
+    findings = list(engine.scan([Segment(part="text", text=text)], context()))
+    assert [(f.location.line, f.location.column) for f in findings] == [(2, 1), (4, 5), (4, 18), (5, 5)]
