@@ -468,6 +468,8 @@ class RegisterIndex:
     def __init__(self, tables: RegisterTables, fingerprint_key: bytes) -> None:
         self.tables = tables
         self.key = index_key(fingerprint_key)
+        # Keying BLAKE2b costs a compression of its own: a keyed state is copied per word instead.
+        self._keyed = hashlib.blake2b(key=self.key, digest_size=8)
         self.customer_numbers = frozenset(tables.customer_numbers)
         self.by_personnummer = PersonnummerLookup(tables)
         self._cache = _Cache()
@@ -483,7 +485,9 @@ class RegisterIndex:
     def _hash(self, cache: _Cache, word: str) -> int:
         h = cache.hashes.get(word)
         if h is None:
-            h = token_hash(self.key, word)
+            hasher = self._keyed.copy()
+            hasher.update(word.encode("utf-8"))
+            h = int.from_bytes(hasher.digest(), "little") or 1  # as `token_hash`
             cache.hashes[word] = h
         return h
 
@@ -534,18 +538,19 @@ class RegisterIndex:
                 nonstarts.add(raw)
                 left.discard(raw)
         if left:
-            yield from self._occurrences(text, words, left)
+            yield from self._occurrences(cache, text, words, left)
         if cache.size() > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
 
-    def _occurrences(self, text: str, words: list[str], starts: set[str]) -> Iterator[tuple[int, int]]:
+    def _occurrences(
+        self, cache: _Cache, text: str, words: list[str], starts: set[str]
+    ) -> Iterator[tuple[int, int]]:
         """Spans of the occurrences of `starts` in `words` that may begin something, in order.
 
         Each occurrence is searched for from the end of the one before (whole words only), so
         that the text is read once; the word after it is read from the text, not counted in
         `words` (a count per word costs more than all the rest).
         """
-        cache = self._cache
         heads, pairs = cache.heads, cache.pairs
         length = len(text)
         find = text.find

@@ -435,3 +435,9 @@ def test_findings_on_several_lines_carry_each_its_own_line_and_column() -> None:
     text = "Hej!\nIngegerd Öhrnvall ringde.\n\nFru Öhrnvall och Sigvard Berg,\ntel 070-174 06 05"
     findings = list(engine.scan([Segment(part="text", text=text)], context()))
     assert [(f.location.line, f.location.column) for f in findings] == [(2, 1), (4, 5), (4, 18), (5, 5)]
+
+
+def test_the_search_hashes_a_word_as_the_register_was_built() -> None:
+    idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    for word in ("ohrnvall", "tjarnlov", "14", "+46701740605", "ö", "x" * 200):
+        assert idx._hash(idx._cache, word) == reg.token_hash(reg.index_key(TEST_KEY), word)
