@@ -495,9 +495,9 @@ class RegisterIndex:
         get = self.tables.phrases.get
         word = _plain_word(raw)
         if word is not None:  # most words: one fold and one keyed hash, no regular expression
-            if not _eligible(word):
-                return False
             folded = fold(word)
+            if folded in COMMON_WORD_NAMES and word.islower():
+                return False  # the word, not the name
             if folded in _TITLES:
                 return self._title_prefix
             return bool(get(mix(ROOT, self._hash(cache, folded))) & _PREFIX)
