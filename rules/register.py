@@ -178,6 +178,8 @@ NEVER = 0
 _SHORT = 3
 # Raw words remembered between messages before the memory is started afresh.
 CACHE_LIMIT = 400_000
+# Pairs of words whose answer is remembered (a pair costs more memory than a word: ~250 bytes).
+PAIR_LIMIT = 100_000
 # How far after the first word of a candidate a name, address or phone number may reach.
 WINDOW = 240
 
@@ -435,9 +437,7 @@ class _Cache:
     finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
 
     def size(self) -> int:
-        return max(
-            len(self.nonstarts) + len(self.heads), len(self.hashes), len(self.seconds), len(self.pairs)
-        )
+        return max(len(self.nonstarts) + len(self.heads), len(self.hashes), len(self.seconds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,11 +485,13 @@ class RegisterIndex:
     def _hash(self, cache: _Cache, word: str) -> int:
         h = cache.hashes.get(word)
         if h is None:
-            hasher = self._keyed.copy()
-            hasher.update(word.encode("utf-8"))
-            h = int.from_bytes(hasher.digest(), "little") or 1  # as `token_hash`
-            cache.hashes[word] = h
+            h = cache.hashes[word] = self._token_hash_of(word)
         return h
+
+    def _token_hash_of(self, word: str) -> int:
+        hasher = self._keyed.copy()
+        hasher.update(word.encode("utf-8"))
+        return int.from_bytes(hasher.digest(), "little") or 1  # as `token_hash`
 
     def _begins_something(self, cache: _Cache, raw: str) -> bool:
         get = self.tables.phrases.get
@@ -500,7 +502,8 @@ class RegisterIndex:
                 return False  # the word, not the name
             if folded in _TITLES:
                 return self._title_prefix
-            return bool(get(mix(ROOT, self._hash(cache, folded))) & _PREFIX)
+            # Not remembered: most new words begin nothing and are never hashed again.
+            return bool(get(mix(ROOT, self._token_hash_of(folded))) & _PREFIX)
         if _PHONE_HINT.search(raw):
             return True
         for m in TOKEN.finditer(raw):
@@ -541,6 +544,8 @@ class RegisterIndex:
             yield from self._occurrences(cache, text, words, left)
         if cache.size() > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
+        elif len(cache.pairs) > PAIR_LIMIT:
+            cache.pairs.clear()  # answers only: asked again when needed
 
     def _occurrences(
         self, cache: _Cache, text: str, words: list[str], starts: set[str]

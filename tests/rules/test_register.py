@@ -441,3 +441,16 @@ def test_the_search_hashes_a_word_as_the_register_was_built() -> None:
     idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
     for word in ("ohrnvall", "tjarnlov", "14", "+46701740605", "ö", "x" * 200):
         assert idx._hash(idx._cache, word) == reg.token_hash(reg.index_key(TEST_KEY), word)
+
+
+def test_the_remembered_pairs_are_dropped_past_their_limit_and_the_answers_stay_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "Hej Ingegerd, Ingegerd Öhrnvall och fru Berg. Ingegerd. Per Gräsvik, Ottilia Lind."
+    expected = [(h.start, h.customer_number) for h in found(text)]
+    monkeypatch.setattr(reg, "PAIR_LIMIT", 2)
+    idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    for _ in range(3):
+        assert [(h.start, h.customer_number) for h in found(text, idx)] == expected
+        assert len(idx._cache.pairs) == 0  # dropped after each message: more than two pairs
+    assert len(expected) == 4
