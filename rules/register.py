@@ -176,7 +176,8 @@ _TAILS = frozenset('.,;:!?)]}"“”«»')
 NEVER = 0
 # Starts this long or shorter are searched for with a regular expression, longer ones with `str.find`.
 _SHORT = 3
-# Raw words remembered between messages before the memory is started afresh.
+# Words remembered between messages (all the memory's entries together; ~500 bytes at most
+# each) before the memory is started afresh: a mail's vocabulary fits many times over.
 CACHE_LIMIT = 400_000
 # Pairs of words whose answer is remembered (a pair costs more memory than a word: ~250 bytes).
 PAIR_LIMIT = 100_000
@@ -437,7 +438,7 @@ class _Cache:
     finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
 
     def size(self) -> int:
-        return max(len(self.nonstarts) + len(self.heads), len(self.hashes), len(self.seconds))
+        return len(self.nonstarts) + len(self.heads) + len(self.hashes) + len(self.seconds)
 
 
 @dataclass(frozen=True, slots=True)
