@@ -584,7 +584,11 @@ class RegisterIndex:
                     return  # cannot happen: str.split and str.isspace agree on what a space is
                 start = pos
             pos = end
-            if heads.get(raw) is not None:
+            head = heads.get(raw)
+            if head == NEVER:  # `Anna.`: nothing to remember about the word after it
+                if not self._may_continue(cache, raw, None):
+                    continue
+            elif head is not None:
                 after = following(text, end)
                 pair = (raw, after[1] if after else None)
                 goes_on = pairs.get(pair)
