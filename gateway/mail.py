@@ -16,40 +16,10 @@ from gateway.attachments import Attachment, Extracted
 from gateway.text import decode_bytes, html_to_text
 from models.config import Limits
 from models.findings import Segment, Unscanned
+from rules.words import ADDRESS_HEADERS, PERSON_HEADERS
 
-# Headers a person writes or sees. Machine headers (Received, Message-ID, DKIM-Signature,
-# ARC-*, X-*) are never scanned: their digit runs are timestamps and queue ids.
-PERSON_HEADERS = (
-    "subject",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "reply-to",
-    "sender",
-    "comments",
-    "keywords",
-    "thread-topic",
-    "resent-from",
-    "resent-to",
-    "resent-cc",
-    "disposition-notification-to",
-    "organization",
-)
-ADDRESS_HEADERS = frozenset(
-    (
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply-to",
-        "sender",
-        "resent-from",
-        "resent-to",
-        "resent-cc",
-        "disposition-notification-to",
-    )
-)
+# Headers a person writes or sees (rules/words.py). Machine headers (Received, Message-ID,
+# DKIM-Signature, ARC-*, X-*) are never scanned: their digit runs are timestamps and queue ids.
 MACHINE_HEADER_PREFIXES = (
     "x-",
     "arc-",

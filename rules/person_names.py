@@ -12,7 +12,7 @@ from models.findings import Kind, Segment
 from rules.fingerprint import mask_name
 from rules.hits import Hit
 from rules.normalize import NormalizedText
-from rules.words import CARE_WORDS, TITLE_WORDS
+from rules.words import ADDRESS_HEADERS, CARE_WORDS, TITLE_WORDS
 
 RULE = "person-name"
 KIND: Kind = "person_name"
@@ -27,9 +27,8 @@ _CARE_RE = re.compile(
 )
 # Segments holding correspondents' display names: the people there are the sender and the
 # recipients, not a client spoken about, and would otherwise warn on every care message.
-ADDRESS_HEADERS = ("from", "sender", "to", "cc", "bcc", "reply-to", "resent-from", "resent-to")
 _ADDRESS_HEADER_RE = re.compile(
-    r"(?:^|/)header:(?:" + "|".join(map(re.escape, ADDRESS_HEADERS)) + r")$", re.I
+    r"(?:^|/)header:(?:" + "|".join(map(re.escape, sorted(ADDRESS_HEADERS))) + r")$", re.I
 )
 # The genitive of a name, stripped before comparing with staff: "Annas", "Lars'", "Eva:s".
 _GENITIVE_RE = re.compile(r"(?::s|['’]s?|s)$")

@@ -107,3 +107,21 @@ TITLE_WORDS = (
     "änkan",
     "paret",
 )
+
+# Headers that carry addresses and their display names: correspondents, read one address a line.
+ADDRESS_HEADERS = frozenset(
+    (
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "sender",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "disposition-notification-to",
+    )
+)
+# Every header a person writes or sees; the rest are machine headers and are never scanned.
+PERSON_HEADERS = ADDRESS_HEADERS | {"subject", "comments", "keywords", "thread-topic", "organization"}
