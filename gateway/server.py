@@ -182,6 +182,9 @@ class State:
 # ---------------------------------------------------------------- the SMTP protocol
 
 
+_AUTH_PARAMETER = re.compile(r"[ \t]+AUTH=[^ \t]*", re.IGNORECASE)
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with our replies for its stock errors, and graceful shutdown."""
 
@@ -233,6 +236,13 @@ class GatewaySMTP(SMTP):
         if isinstance(status, str):
             status = replies.plain(replies.STOCK[status]) if status in replies.STOCK else status
         await super().push(status)
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        # RFC 4954 lets a client add AUTH=<address> to MAIL FROM, and Postfix's before-queue proxy
+        # passes the client's words on as typed; aiosmtpd answers 555 to any parameter it does not
+        # know, a permanent refusal of clean mail. The identity comes from SMTP AUTH or the trusted
+        # Received header, never from this parameter: it is dropped unread.
+        await super().smtp_MAIL(_AUTH_PARAMETER.sub("", arg) if arg else arg)
 
     async def smtp_DATA(self, arg: str) -> None:
         self.in_data = True

@@ -73,6 +73,12 @@ class Policy(Section):
     # Send the sender a note when a message passes with warnings.
     notify_on_warn: bool = False
 
+    @field_validator("person_name", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        # YAML 1.1 reads an unquoted `off` as false: that is what the writer meant.
+        return "off" if v is False else v
+
     @field_validator("managers")
     @classmethod
     def _lower(cls, v: tuple[str, ...]) -> tuple[str, ...]:

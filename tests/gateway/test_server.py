@@ -208,6 +208,26 @@ async def test_a_trusted_upstream_may_relay_clean_mail(run_gateway, sink):
     assert content == b"X-Brukarvakt-Verdict: pass\r\n" + data
 
 
+async def test_an_auth_parameter_on_mail_from_is_accepted_and_vouches_for_nobody(run_gateway, sink):
+    # RFC 4954 section 5; Postfix's before-queue proxy passes it on as the client typed it.
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    code, _ = await smtp.mail(STAFF, options=[f"AUTH=<{MANAGER}>"])
+    assert code == 250
+    await smtp.rcpt("mottagare@example.se")
+    response = await smtp.data(message(received=received(None, tls=False)))
+    assert response.code == 250 and len(s.accepted) == 1
+    smtp2 = await client(gateway.port)
+    # AUTH= claims the manager: the message with a personnummer is blocked all the same.
+    code, text = await smtp2.mail(MANAGER, options=[f"AUTH=<{MANAGER}>"])
+    assert code == 250
+    await smtp2.rcpt(f"vard@{SECURE_DOMAIN}")
+    with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+        await smtp2.data(message(sender=MANAGER, body=f"pnr {PNR}", received=received(None, tls=True)))
+    assert refused.value.code == 550
+
+
 async def test_a_bounce_from_the_null_sender_is_relayed_with_the_null_sender(run_gateway, sink):
     s, hop = sink
     gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})

@@ -87,3 +87,9 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_text("listen: {port: -1}\n")
     assert main(["check-config", "--config", str(bad)]) == 2
     assert "listen.port = -1" in capsys.readouterr().err
+
+
+def test_person_name_off_written_without_quotes_means_off(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("policy: {person_name: off}\n")  # YAML 1.1: false
+    assert load(cfg).policy.person_name == "off"
