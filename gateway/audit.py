@@ -31,6 +31,7 @@ from rules.engine import redact_numbers
 GENESIS = "0" * 64
 HEAD_SIZE = 160  # fixed, so the head is rewritten in place in one write
 TAIL_BLOCK = 65536
+MASK_MEMORY = 4096  # remembered redactions; a unique Message-ID each message, so bounded
 # Actions that are a decision about a message, as opposed to what was done with a held one later.
 DECISIONS = frozenset(("delivered", "rejected", "quarantined", "deferred", "failed"))
 
@@ -55,6 +56,12 @@ class AuditLog:
         self.head = head_path(path)
         self.redact = redact or _default_redact
         self._lock = threading.Lock()
+        # Senders, domains, reasons and part names come back message after message, and the full
+        # redaction (numbers, the register's names, person names) costs more than the rest of a
+        # line. Its answer for the same text on the same day is the same (a reload makes a new
+        # AuditLog with the new register), so it is remembered: every field is still masked.
+        self._masked: dict[str, str] = {}
+        self._masked_day = date.today()
 
     def append(self, record: AuditRecord) -> None:
         """Write one line, flushed to disk with the head (fdatasync), before returning; OSError on failure."""
@@ -64,9 +71,9 @@ class AuditLog:
         """Write several lines in order with one flush: a busy gateway's group commit."""
         if not records:
             return
-        bodies = [r.masked(self.redact).model_dump(mode="json") for r in records]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
+            bodies = [r.masked_json(self._mask) for r in records]
             head_fd = os.open(self.head, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(head_fd, fcntl.LOCK_EX)
@@ -90,6 +97,17 @@ class AuditLog:
                 os.fdatasync(head_fd)
             finally:
                 os.close(head_fd)  # closing releases the lock
+
+    def _mask(self, text: str) -> str:
+        """`redact`, remembered per text for the day (called under the lock)."""
+        today = date.today()
+        if today != self._masked_day or len(self._masked) >= MASK_MEMORY:
+            self._masked.clear()
+            self._masked_day = today
+        masked = self._masked.get(text)
+        if masked is None:
+            masked = self._masked[text] = self.redact(text)
+        return masked
 
     @staticmethod
     def _tail(fd: int, head: Head | None) -> tuple[str, int]:

@@ -95,6 +95,15 @@ class _Walker:
         self.limits = limits
         self.out = Extracted()
         self.bodies = 0
+        # Address headers parsed once per message: the scan and the policy's From/To read the same.
+        self.parsed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+
+    def addresses(self, values: list[str]) -> list[tuple[str, str]]:
+        key = tuple(values)
+        pairs = self.parsed.get(key)
+        if pairs is None:
+            pairs = self.parsed[key] = getaddresses(values)
+        return pairs
 
     def headers(self, msg: Message, prefix: str) -> None:
         for name, value in msg.raw_items():  # raw: compat32 would replace undeclared 8-bit
@@ -106,7 +115,7 @@ class _Walker:
             text = decode_header_value(str(value))
             if lname in ADDRESS_HEADERS:
                 # scan display names and addresses, one per line so that they do not run together
-                pairs = getaddresses([text])
+                pairs = self.addresses([text])
                 text = "\n".join(f"{decode_header_value(n)} {a}".strip() for n, a in pairs) or text
             self.out.add(f"{prefix}header:{name}", text, self.limits)
 
@@ -259,8 +268,8 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
         segments=walker.out.segments,
         unscanned=walker.out.unscanned,
         subject=_header(msg, "Subject"),
-        from_address=_first_address(_headers(msg, "From")),
-        recipients=tuple(a for _, a in getaddresses(_headers(msg, "To") + _headers(msg, "Cc")) if a),
+        from_address=_first_address(walker.addresses(_headers(msg, "From"))),
+        recipients=tuple(a for _, a in walker.addresses(_headers(msg, "To") + _headers(msg, "Cc")) if a),
         message_id=_header(msg, "Message-ID").strip() or None,
     )
 
@@ -284,8 +293,5 @@ def _header(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
-def _first_address(values: list[str] | None) -> str | None:
-    if not values:
-        return None
-    pairs = getaddresses([str(v) for v in values])
+def _first_address(pairs: list[tuple[str, str]]) -> str | None:
     return pairs[0][1] if pairs and pairs[0][1] else None

@@ -64,6 +64,9 @@ WARM_UP = (
 _TOP_CONTENT_TYPE = re.compile(rb"^content-type:[ \t]*([!-~]+)", re.IGNORECASE | re.MULTILINE)
 NOTICE_MAIL_FROM = ""
 _HEADER_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+# The audit line's verdict for a message relayed by `serve --no-scan`.
+NOT_SCANNED = Verdict(verdict="pass", reason="not-scanned")
 
 
 # ---------------------------------------------------------------- structured logs on stderr
@@ -453,7 +456,7 @@ class Gateway:
             outcome = Outcome(
                 replies.plain(replies.TEMPORARY_FAILURE), "deferred", extra={"error": type(e).__name__}
             )
-        if not outcome.audited and state.scanner is not None:
+        if not outcome.audited:
             # Refused or deferred before the policy spoke (a limit, an error): still a decision
             # about a message that did not leave, so compliance sees it too.
             why = outcome.extra.get("limit") or outcome.extra.get("error") or "unknown"
@@ -509,7 +512,23 @@ class Gateway:
             login, tls = _login(session) or None, session.ssl is not None
 
         if state.scanner is None:
-            return await self._hand_on(state, None, mail_from, rcpt_tos, data, secure=False)
+            # --no-scan (benchmarks only): everything a scanned clean message costs but the scan
+            # and the policy (the same hand-on, verdict header and audit line), so that the relay
+            # benchmark's passthrough differs from scanning by the scan alone. The line says the
+            # message was not scanned.
+            outcome = await self._hand_on(state, None, mail_from, rcpt_tos, data, secure=False)
+            not_scanned = {
+                "message_id": _message_id(data),
+                "authenticated_as": login,
+                "envelope_sender": mail_from,
+                "recipients": rcpt_tos,
+                "verdict": NOT_SCANNED,
+                "size": len(data),
+                "scan_seconds": 0.0,
+            }
+            await self._audit(state, not_scanned, outcome.action)
+            outcome.audited = True
+            return outcome
 
         scanner = state.scanner
         scan_started = time.monotonic()
@@ -790,6 +809,13 @@ def _small_text(data: bytes) -> bool:
     end = data.find(b"\r\n\r\n")
     match = _TOP_CONTENT_TYPE.search(data, 0, len(data) if end < 0 else end)
     return match is None or match.group(1).lower().startswith(b"text/")
+
+
+def _message_id(data: bytes) -> str | None:
+    """The Message-ID of the header block, without parsing the message (for --no-scan)."""
+    end = data.find(b"\r\n\r\n")
+    match = _MESSAGE_ID.search(data, 0, len(data) if end < 0 else end)
+    return match.group(1).decode("utf-8", "replace").strip() or None if match else None
 
 
 def _header_limit(data: bytes, max_headers: int) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -98,6 +98,19 @@ class AuditRecord(BaseModel):
             scan_seconds=round(scan_seconds, 6),
             quarantine_id=quarantine_id,
         )
+
+    def masked_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        """`masked(redact).model_dump(mode="json")`, without the copies: the audit log's hot path."""
+        body = self.model_dump(mode="json")
+        if body["message_id"]:
+            body["message_id"] = redact(body["message_id"])
+        body["authenticated_as"] = redact(body["authenticated_as"]) if body["authenticated_as"] else None
+        body["envelope_sender"] = redact(body["envelope_sender"])
+        body["recipient_domains"] = [redact(d) for d in body["recipient_domains"]]
+        body["reason"] = redact(body["reason"])
+        for finding in body["findings"]:
+            finding["location"]["part"] = redact(finding["location"]["part"])
+        return body
 
     def masked(self, redact: Callable[[str], str]) -> AuditRecord:
         """A copy with every free-text field passed through `redact`.

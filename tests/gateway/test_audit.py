@@ -389,3 +389,37 @@ def test_a_batch_is_appended_in_order_as_one_unbroken_chain(tmp_path: Path) -> N
     assert [e["seq"] for e in entries] == list(range(1, 8))
     assert [e["size"] for e in entries] == [100 + n for n in range(1, 8)]
     assert verify(path) == (7, [])
+
+
+def test_a_text_seen_again_is_masked_as_before_and_redacted_again_on_a_new_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.audit
+
+    asked: list[str] = []
+
+    def redact(text: str) -> str:
+        asked.append(text)
+        return text.replace("anna", "MASKED")
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, redact=redact)
+    log.append(decision(1))
+    log.append(decision(2))
+    # The login and the sender of both decisions are one text: redacted once, remembered.
+    assert asked.count("anna@kommun.example") == 1
+    assert asked.count("<1@kommun.example>") == 1 and asked.count("<2@kommun.example>") == 1
+
+    class Tomorrow(gateway.audit.date):
+        @classmethod
+        def today(cls) -> Tomorrow:
+            return cls(2099, 1, 1)
+
+    monkeypatch.setattr(gateway.audit, "date", Tomorrow)
+    log.append(decision(3))
+    assert asked.count("anna@kommun.example") == 2
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert {(entry["authenticated_as"], entry["envelope_sender"]) for entry in lines} == {
+        ("MASKED@kommun.example", "MASKED@kommun.example")
+    }
+    assert verify(path) == (3, [])

@@ -208,6 +208,28 @@ async def test_a_trusted_upstream_may_relay_clean_mail(run_gateway, sink):
     assert content == b"X-Brukarvakt-Verdict: pass\r\n" + data
 
 
+async def test_without_scanning_a_message_is_relayed_marked_and_audited_as_not_scanned(
+    run_gateway, sink, tmp_path
+):
+    # `serve --no-scan` is the relay benchmark's baseline: the same hand-on, header and audit line
+    # as a scanned clean message, so that the difference is the scan. Nothing is read: a
+    # personnummer passes, and the audit line says why, with the Message-ID masked.
+    s, hop = sink
+    gateway = await run_gateway(scan=False, next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    data = message(body=f"pnr {PNR}", received=received(None, tls=False), extra_headers="").replace(
+        b"<test.1@kommun.example>", f"<{PNR}@kommun.example>".encode()
+    )
+    code, _ = await send(smtp, STAFF, ["mottagare@example.se"], data)
+    assert code == 250
+    assert s.accepted[0][2] == b"X-Brukarvakt-Verdict: not-scanned\r\n" + data
+    [record] = audit_lines(tmp_path)
+    assert (record["action"], record["verdict"], record["reason"]) == ("delivered", "pass", "not-scanned")
+    assert record["envelope_sender"] == STAFF and record["recipient_domains"] == ["example.se"]
+    assert record["message_id"].endswith("@kommun.example>") and PNR not in record["message_id"]
+    assert leaks((tmp_path / "audit.jsonl").read_text(encoding="utf-8")) == []
+
+
 async def test_an_auth_parameter_on_mail_from_is_accepted_and_vouches_for_nobody(run_gateway, sink):
     # RFC 4954 section 5; Postfix's before-queue proxy passes it on as the client typed it.
     s, hop = sink

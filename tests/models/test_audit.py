@@ -106,3 +106,36 @@ def test_masked_passes_every_free_text_field_through_redact_and_leaves_fingerpri
     assert masked.findings[0].location.part == "attachment:MASKED.pdf"
     assert masked.findings[0].fingerprint == "ab" * 32
     assert masked.findings[0].customer_number == "10234"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"message_id": None, "authenticated_as": None},
+        {"message_id": "", "authenticated_as": "", "envelope_sender": ""},
+    ],
+)
+def test_masked_json_is_the_masked_copy_as_json_with_every_free_text_field_redacted(
+    changes: dict[str, object],
+) -> None:
+    pnr = test_personnummer(1)
+    fields: dict[str, object] = {
+        "message_id": f"<{pnr}@kommun.example>",
+        "authenticated_as": f"{pnr}@kommun.example",
+        "envelope_sender": f"{pnr}@kommun.example",
+        "recipients": [f"x@{pnr}.example", "bo@example.org"],
+        "verdict": Verdict(
+            verdict="block",
+            reason=f"identifier {pnr}",
+            findings=(finding(f"attachment:{pnr}.pdf"), finding()),
+        ),
+    }
+    r = record(**{**fields, **changes})
+
+    def redact(text: str) -> str:
+        return text.replace(pnr, "MASKED")
+
+    body = r.masked_json(redact)
+    assert body == r.masked(redact).model_dump(mode="json")
+    assert pnr not in str(body)
