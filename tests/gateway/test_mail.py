@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.message
+import email.policy
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway import mail
 from models.config import Limits
@@ -231,3 +236,66 @@ def test_addresses_for_the_policy() -> None:
 )
 def test_what_counts_as_a_mail_message(head: bytes, is_mail: bool) -> None:
     assert mail.looks_like_mail(head) is is_mail
+
+
+# ---------------------------------------------------------------- parsing a single-part body whole
+
+
+def _compat32(raw: bytes) -> email.message.Message:
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def _shape(msg: email.message.Message) -> object:
+    payload = msg.get_payload()
+    inner = [_shape(m) for m in payload] if isinstance(payload, list) else payload
+    return (list(msg.raw_items()), inner, [type(d).__name__ for d in msg.defects])
+
+
+# Lines a message may be made of, well formed or not, for the property test below.
+FRAGMENTS = (
+    b"From: a@b.se\r\n",
+    b"Subject: tv\xe5\r\n",
+    b"Content-Type: text/plain\r\n",
+    b"Content-Type: multipart/mixed; boundary=b\r\n",
+    b"Content-Type: message/rfc822\r\n",
+    b"  folded\r\n",
+    b"not a header\r\n",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"--b\r\n",
+    b"--b--\r\n",
+    b"text \xc3\xa5\r\n",
+    b"X: y\n",
+)
+
+PARSE_CASES = [
+    HEAD.encode() + b"\r\nHej!\r\nRad tv\xc3\xa5 med 8 bitar.\r\n\r\nStycke.\r\n",
+    HEAD.encode() + b"Content-Type: application/pdf; name=x.pdf\r\nContent-Transfer-Encoding: base64\r\n"
+    b"\r\nJVBERi0=\r\n",
+    HEAD.encode() + b"Subject: tv\xe5\r\n\r\nkropp utan radslut",
+    HEAD.encode() + b"inte en rubrik\r\n\r\nkropp\r\n",  # no blank line before the body
+    HEAD.encode() + b"X-Vikt: a\r\n  fortsatt rad\r\n\r\nkropp\r\n",
+    b"From: a@b.se\nTo: c@d.se\n\nLF only\r\n\r\nthen CRLF\r\n",
+    b"From: a@b.se\r\n\r\n",
+    b"\r\n\r\nbody without headers\r\n",
+    HEAD.encode() + b"Content-Type: message/rfc822\r\n\r\nFrom: x@y.se\r\n\r\ninner\r\n",
+    HEAD.encode()
+    + b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\nAction: failed\r\n",
+    HEAD.encode() + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nett\r\n--b--\r\n',
+    HEAD.encode() + b"Content-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+    HEAD.encode() + b"Content-Type: text/plain\r\nContent-Type: multipart/mixed\r\n\r\ntwo types\r\n",
+    HEAD.encode() + b"Content-Type: bogus\r\n\r\nsomething\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", PARSE_CASES)
+def test_parse_gives_what_the_compat32_parser_gives(raw: bytes) -> None:
+    assert _shape(mail.parse(raw)) == _shape(_compat32(raw))
+    assert mail.parse(raw).as_bytes() == _compat32(raw).as_bytes()
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12))
+def test_parse_gives_what_the_compat32_parser_gives_for_any_mix_of_lines(parts: list[bytes]) -> None:
+    raw = b"".join(parts)
+    assert _shape(mail.parse(raw)) == _shape(_compat32(raw))
