@@ -62,6 +62,10 @@ class AuditLog:
         # AuditLog with the new register), so it is remembered: every field is still masked.
         self._masked: dict[str, str] = {}
         self._masked_day = date.today()
+        # Where this object's last write left the log: (device, inode, size) and the next line's
+        # `prev` and `seq`. The same file at the same size means no other process (worker) wrote
+        # since, and the last line need not be read back.
+        self._end: tuple[tuple[int, int, int], str, int] | None = None
 
     def append(self, record: AuditRecord) -> None:
         """Write one line, flushed to disk with the head (fdatasync), before returning; OSError on failure."""
@@ -71,15 +75,23 @@ class AuditLog:
         """Write several lines in order with one flush: a busy gateway's group commit."""
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             bodies = [r.masked_json(self._mask) for r in records]
-            head_fd = os.open(self.head, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                head_fd = os.open(self.head, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                head_fd = os.open(self.head, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(head_fd, fcntl.LOCK_EX)
                 log_fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
                 try:
-                    prev, seq = self._tail(log_fd, _read_head(head_fd))
+                    end, self._end = self._end, None
+                    stat = os.fstat(log_fd)
+                    if end is not None and end[0] == (stat.st_dev, stat.st_ino, stat.st_size):
+                        _, prev, seq = end
+                    else:
+                        prev, seq = self._tail(log_fd, stat.st_size, head_fd)
                     lines: list[bytes] = []
                     for i, body in enumerate(bodies):
                         if i:
@@ -90,11 +102,14 @@ class AuditLog:
                         )
                     _write_all(log_fd, b"".join(line + b"\n" for line in lines))
                     os.fdatasync(log_fd)  # data and size; timestamps need not wait
+                    written = os.fstat(log_fd)
                 finally:
                     os.close(log_fd)
-                head = json.dumps({"seq": seq, "hash": line_hash(lines[-1])}).encode("ascii")
+                last = line_hash(lines[-1])
+                head = json.dumps({"seq": seq, "hash": last}).encode("ascii")
                 os.pwrite(head_fd, head.ljust(HEAD_SIZE - 1) + b"\n", 0)
                 os.fdatasync(head_fd)
+                self._end = ((written.st_dev, written.st_ino, written.st_size), last, seq + 1)
             finally:
                 os.close(head_fd)  # closing releases the lock
 
@@ -110,9 +125,8 @@ class AuditLog:
         return masked
 
     @staticmethod
-    def _tail(fd: int, head: Head | None) -> tuple[str, int]:
+    def _tail(fd: int, size: int, head_fd: int) -> tuple[str, int]:
         """`prev` and `seq` for the next line, from the last line of the log."""
-        size = os.fstat(fd).st_size
         if size == 0:
             return GENESIS, 1
         last = _last_line(fd, size)
@@ -120,12 +134,14 @@ class AuditLog:
             # A write cut off by a crash or a full disk: the fragment is kept (nothing is dropped
             # from an audit log) and ended, and `audit verify` reports it.
             _write_all(fd, b"\n")
+            head = _read_head(head_fd)
             known = head.seq if head else 0
             return line_hash(last), known + 2
         line = last[:-1]
         try:
             seq = int(json.loads(line)["seq"])
         except (ValueError, KeyError, TypeError):
+            head = _read_head(head_fd)
             seq = head.seq if head else 0
         return line_hash(line), seq + 1
 

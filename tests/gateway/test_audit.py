@@ -423,3 +423,26 @@ def test_a_text_seen_again_is_masked_as_before_and_redacted_again_on_a_new_day(
         ("MASKED@kommun.example", "MASKED@kommun.example")
     }
     assert verify(path) == (3, [])
+
+
+def test_two_writers_taking_turns_keep_one_chain(tmp_path: Path) -> None:
+    # Each remembers where its own last write ended; the other's lines in between must be read.
+    path = tmp_path / "audit.jsonl"
+    first, second = AuditLog(path), AuditLog(path)
+    for n in range(1, 7):
+        (first if n % 3 else second).append(decision(n))
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [entry["seq"] for entry in lines] == [1, 2, 3, 4, 5, 6]
+    assert verify(path) == (6, [])
+
+
+def test_a_log_moved_away_is_started_again_by_a_writer_that_wrote_before(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append(decision(1))
+    path.rename(tmp_path / "audit.jsonl.1")
+    (tmp_path / "audit.jsonl.head").unlink()
+    log.append(decision(2))
+    [entry] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert (entry["seq"], entry["prev"]) == (1, GENESIS)
+    assert verify(path) == (1, [])
