@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import ipaddress
 import json
 import os
@@ -850,6 +851,10 @@ async def serve(
     state = await asyncio.to_thread(State.build, config, scan=scan, default_trusted=default_trusted)
     gateway = Gateway(state, config_path=config_path, scan=scan, default_trusted=default_trusted)
     await gateway.start(sock)
+    # What start-up made (modules, the register's index, the rules) lives as long as the process:
+    # kept out of the cyclic garbage collector, whose full passes would otherwise walk all of it
+    # again and again while parsing mail makes short-lived objects.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_error)
