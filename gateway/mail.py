@@ -256,16 +256,18 @@ def parse(data: bytes) -> Message:
     headers do not end cleanly at the first blank line, or the message has parts, the parser
     reads all of it as before (tests/gateway/test_mail.py compares the two).
     """
-    end = data.find(b"\r\n\r\n")
+    end, blank = data.find(b"\r\n\r\n"), 4
+    if end < 0 or (lf := data.find(b"\n\n", 0, end)) >= 0:  # files on disk end lines with LF
+        end, blank = (lf, 2) if end >= 0 else (data.find(b"\n\n"), 2)
     if end > 0:
-        head = email.message_from_bytes(data[: end + 4], policy=email.policy.compat32)
+        head = email.message_from_bytes(data[: end + blank], policy=email.policy.compat32)
         if (
             head.get_content_maintype() not in ("multipart", "message")
             and head.get_payload() == ""
             and not head.defects
         ):
             # compat32 reads bytes as ASCII with surrogate escapes, the payload included
-            head.set_payload(data[end + 4 :].decode("ascii", "surrogateescape"))
+            head.set_payload(data[end + blank :].decode("ascii", "surrogateescape"))
             return head
     return email.message_from_bytes(data, policy=email.policy.compat32)
 

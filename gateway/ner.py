@@ -55,14 +55,19 @@ def load() -> Any:
 _CAP = "A-ZÀ-ÖØ-Þ"
 # What ends a sentence before a word, so that its capital says nothing about a name.
 SENTENCE_ENDS = '.!?:;"”»•*>|–—\\-'
+_WORD_REST = r"[\w'’:-]*"
 # A capitalised word inside a sentence: after a character that ends no sentence and the white
 # space of one line break at most. Names are found only written so (rules/person_names.py drops
-# the rest), and Swedish capitalises little else inside a sentence.
-# (The character before is checked per match: a look-behind first would make the regular
-# expression engine try every position instead of jumping to white space.)
-_INSIDE = re.compile(rf"[ \t\n](?<=[^\s{SENTENCE_ENDS}][ \t\n])[ \t]*(?:\r?\n[ \t]*)?([{_CAP}][\w'’:-]*)")
-# A sentence's first word: a name only when it is a known first name or surname.
-_FIRST = re.compile(rf"(?:\A|[{SENTENCE_ENDS}]|\n[ \t]*\r?\n)\s*([{_CAP}][\w'’:-]*)")
+# the rest), and Swedish capitalises little else inside a sentence. The capital comes first and
+# the look-behinds after it, so that the regular expression engine skips to capitals.
+_NOT_END = rf"[^\s{SENTENCE_ENDS}]"
+_INSIDE = re.compile(
+    rf"[{_CAP}](?:(?<={_NOT_END}[ \t\n][{_CAP}])|(?<={_NOT_END}\r\n[{_CAP}])|(?<={_NOT_END}[ \t]{{2}}[{_CAP}]))"
+    + _WORD_REST
+)
+# Any capitalised word: one that is a known first name or surname is a candidate wherever it
+# stands, a sentence's first word included ("Anna ringde.").
+_CAPITALISED = re.compile(rf"[{_CAP}]{_WORD_REST}")
 # Words before and after a candidate that the model sees with it: a sentence is rarely longer,
 # and a bounded window bounds the model's time.
 REGION_CHARS = 160
@@ -90,8 +95,12 @@ def candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[t
     sentence: the detector would drop such a name anyway.
     """
     names = name_words()
-    found = [m.span(1) for m in _INSIDE.finditer(text)]
-    found += [m.span(1) for m in _FIRST.finditer(text) if _known(m[1].casefold().rstrip(":'’"), names)]
+    found = [m.span() for m in _INSIDE.finditer(text)]
+    # Capitalised words are many (every sentence starts with one) and names few: the distinct
+    # words are checked, and the text is walked again only for the few that are names.
+    known = {w for w in set(map(str.casefold, _CAPITALISED.findall(text))) if _known(w.rstrip(":'’"), names)}
+    if known:
+        found += [m.span() for m in _CAPITALISED.finditer(text) if m.group().casefold() in known]
     regions: list[tuple[int, int]] = []
     for start, end in sorted(found):
         if ignore and _known(fold(text[start:end].rstrip(":'’")), ignore):

@@ -277,6 +277,9 @@ PARSE_CASES = [
     HEAD.encode() + b"inte en rubrik\r\n\r\nkropp\r\n",  # no blank line before the body
     HEAD.encode() + b"X-Vikt: a\r\n  fortsatt rad\r\n\r\nkropp\r\n",
     b"From: a@b.se\nTo: c@d.se\n\nLF only\r\n\r\nthen CRLF\r\n",
+    b"From: a@b.se\nSubject: tv\xe5\n\nHej!\nRad tv\xc3\xa5.\n\nStycke.\n",  # a file on disk: LF only
+    b"From: a@b.se\r\nX: y\n\nbody\r\n\r\nmore\r\n",
+    b"From: a@b.se\n  folded\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nett\n--b--\n",
     b"From: a@b.se\r\n\r\n",
     b"\r\n\r\nbody without headers\r\n",
     HEAD.encode() + b"Content-Type: message/rfc822\r\n\r\nFrom: x@y.se\r\n\r\ninner\r\n",
