@@ -98,9 +98,14 @@ def candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[t
     found = [m.span() for m in _INSIDE.finditer(text)]
     # Capitalised words are many (every sentence starts with one) and names few: the distinct
     # words are checked, and the text is walked again only for the few that are names.
-    known = {w for w in set(map(str.casefold, _CAPITALISED.findall(text))) if _known(w.rstrip(":'’"), names)}
-    if known:
-        found += [m.span() for m in _CAPITALISED.finditer(text) if m.group().casefold() in known]
+    known = {
+        w
+        for w in set(_CAPITALISED.findall(text))
+        if _known(w.casefold().rstrip(":'’"), names)
+        and not (ignore and _known(fold(w.rstrip(":'’")), ignore))
+    }
+    for word in known:  # each found as a whole word where it stands
+        found += [m.span() for m in re.finditer(rf"(?<![\w'’:-]){re.escape(word)}(?![\w'’:-])", text)]
     regions: list[tuple[int, int]] = []
     for start, end in sorted(found):
         if ignore and _known(fold(text[start:end].rstrip(":'’")), ignore):
