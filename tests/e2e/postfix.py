@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import smtplib
@@ -346,6 +347,14 @@ class Gateway:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+DELIVERY_TIMEOUT = 20.0
+
+
+def marker() -> str:
+    """A tag that finds one test's message among everything the sink received."""
+    return f"e2e-{secrets.token_hex(4)}"
 
 
 def message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
