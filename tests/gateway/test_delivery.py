@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
+import contextlib
 import os
 import socket
 import ssl
@@ -22,6 +21,7 @@ from models.config import Config, NextHop
 from rules import engine
 from rules.engine import ScanContext
 from tests.conftest import TEST_KEY, TODAY, test_personnummer
+from tests.gateway.tls import self_signed
 
 MESSAGE = (
     b"From: anna@kommun.example\r\nTo: bo@example.org\r\nSubject: Hej\r\n"
@@ -74,16 +74,23 @@ class Running:
     hop: NextHop
 
 
-@pytest.fixture()
-def next_hop() -> Iterator[Running]:
+@contextlib.contextmanager
+def running_sink(**options: Any) -> Iterator[tuple[Sink, int]]:
+    """A recording next hop on a free port of 127.0.0.1, for the length of the block."""
     sink = Sink()
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port, **options)
     controller.start()  # returns once the server answers on the port
     try:
-        yield Running(sink, NextHop(host="127.0.0.1", port=port, timeout_seconds=2))
+        yield sink, port
     finally:
         controller.stop()
+
+
+@pytest.fixture()
+def next_hop() -> Iterator[Running]:
+    with running_sink() as (sink, port):
+        yield Running(sink, NextHop(host="127.0.0.1", port=port, timeout_seconds=2))
 
 
 def config_with(hop: NextHop | None, tmp_path: Path, **more: Any) -> Config:
@@ -128,17 +135,11 @@ async def test_a_non_ascii_address_goes_with_smtputf8_to_a_hop_that_offers_it(
 
 
 async def test_a_non_ascii_address_to_a_hop_without_smtputf8_is_refused_permanently(tmp_path: Path) -> None:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
-    controller.start()
-    try:
+    with running_sink(enable_SMTPUTF8=False) as (sink, port):
         hop = NextHop(host="127.0.0.1", port=port, timeout_seconds=2)
         result = await deliver(
             config_with(hop, tmp_path), "anna@kommun.example", ["örjan@example.org"], MESSAGE
         )
-    finally:
-        controller.stop()
     assert (result.code, result.message.split()[0], result.delivered) == (550, "5.6.7", False)
     assert sink.received == []
 
@@ -278,51 +279,16 @@ class Certificate:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "next-hop.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    paths = Certificate(folder / "cert.pem", folder / "key.pem")
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"), "next-hop.test", ip="127.0.0.1")
+    return Certificate(cert, key)
 
 
 @pytest.fixture()
 def tls_next_hop(certificate: Certificate) -> Iterator[Running]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.cert, certificate.key)
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)
-    controller.start()
-    try:
+    with running_sink(tls_context=context, require_starttls=True) as (sink, port):
         yield Running(sink, NextHop(host="127.0.0.1", port=port, timeout_seconds=5))
-    finally:
-        controller.stop()
 
 
 async def test_starttls_is_used_when_offered(tls_next_hop: Running, tmp_path: Path) -> None:

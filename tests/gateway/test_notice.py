@@ -10,7 +10,6 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from gateway.delivery import deliver
 from gateway.notice import build_notice, should_notify
@@ -20,7 +19,7 @@ from rules import engine, policy
 from rules.engine import ScanContext
 from rules.guidance import SAFE_WAYS, suggestion
 from tests.conftest import TEST_KEY, TODAY, test_personnummer
-from tests.gateway.test_delivery import Sink, free_port
+from tests.gateway.test_delivery import Sink, running_sink
 
 CTX = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
 ARRIVAL = datetime(2026, 11, 26, 8, 15, tzinfo=UTC)
@@ -254,14 +253,8 @@ def test_a_notice_never_gets_a_notice_itself() -> None:
 
 @pytest.fixture()
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler = Sink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with running_sink() as running:
+        yield running
 
 
 async def test_a_notice_is_delivered_with_an_empty_envelope_sender(

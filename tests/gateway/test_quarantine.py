@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from gateway.audit import verify
 from gateway.cli import main
@@ -21,7 +20,7 @@ from models.findings import Segment, SenderContext, Unscanned, Verdict
 from rules import engine, policy
 from rules.engine import ScanContext
 from tests.conftest import REPO, TEST_KEY, TODAY, test_personnummer
-from tests.gateway.test_delivery import Sink, free_port
+from tests.gateway.test_delivery import Sink, free_port, running_sink
 
 CTX = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
 P_SUBJECT, P_BODY, P_FILE = test_personnummer(20), test_personnummer(700), test_personnummer(1500)
@@ -59,14 +58,8 @@ def no_identifiers(text: str) -> None:
 
 @pytest.fixture()
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler = Sink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with running_sink() as running:
+        yield running
 
 
 def write_config(folder: Path, port: int, **extra: str) -> Path:

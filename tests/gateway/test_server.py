@@ -7,7 +7,6 @@ next hop; the client is aiosmtplib. Personal identity numbers are Skatteverket's
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from gateway.server import DEFAULT_TRUSTED, Gateway, State
 from models.config import Config
 from rules.engine import ScanContext, hits
 from tests.conftest import TEST_KEY, TODAY, test_personnummer
+from tests.gateway.tls import self_signed
 
 PNR = test_personnummer(3)  # a Skatteverket test number, 12 digits
 PNR_DASHED = f"{PNR[2:8]}-{PNR[8:]}"
@@ -484,32 +484,7 @@ async def test_a_marked_message_goes_to_the_secure_next_hop(run_gateway, sink):
 
 @pytest.fixture()
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+    return self_signed(tmp_path, "localhost")
 
 
 @pytest.fixture()
