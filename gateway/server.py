@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import functools
 import gc
 import ipaddress
@@ -42,6 +43,7 @@ from rules.policy import domain_of
 DEFAULT_TRUSTED = ("127.0.0.1/32", "::1/128")
 SCAN_THREADS = 4
 AUTH_ATTEMPTS = 3
+PR_SET_PDEATHSIG = 1  # prctl(2)
 UNLIMITED_CALLS = 2**31
 # The extractors stop themselves after limits.scan_timeout_seconds and name the part they could
 # not finish (the policy's on_unscannable decides). This later deadline is the backstop for a
@@ -915,6 +917,21 @@ def _run_worker(
     )
 
 
+def _stop_with_parent(parent: int) -> None:
+    """Ask Linux for SIGTERM when the parent dies, so that a killed master leaves no workers.
+
+    A worker then stops as on any SIGTERM: transactions in flight are finished first. Elsewhere
+    (no prctl) workers still stop with a living parent's SIGTERM, as before.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _prefork(
     config: Config,
     args: argparse.Namespace,
@@ -925,11 +942,14 @@ def _prefork(
     """Several processes accepting on one socket, to use every core; signals go to all of them."""
     children: set[int] = set()
 
+    parent = os.getpid()
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            _stop_with_parent(parent)
             code = 1
             try:
                 code = _run_worker(config, args, sock, default_trusted)

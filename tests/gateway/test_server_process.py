@@ -213,6 +213,31 @@ def test_several_workers_share_the_port_and_all_stop_on_sigterm(gateway, tmp_pat
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 6
 
 
+def test_workers_stop_when_their_parent_is_killed(gateway, tmp_path):
+    import time
+
+    g, port = gateway("--workers", "2")
+    g.wait_for("listening", count=1)  # the second worker's line: both are up
+    children = Path(f"/proc/{g.proc.pid}/task/{g.proc.pid}/children").read_text().split()
+    pids = {int(pid) for pid in children}
+    assert len(pids) == 2
+    g.proc.kill()
+    g.proc.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:  # bounded wait on the workers' exit
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        if alive:
+            time.sleep(0.05)
+    assert not alive, f"workers {alive} outlived their parent"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
 def test_every_line_on_stderr_is_structured_and_names_no_identifier(gateway, tmp_path):
     from tests.conftest import test_personnummer
     from tests.gateway.test_server import leaks
