@@ -22,10 +22,13 @@ class MailScan:
 
 
 def person_name_fields(policy: Policy) -> dict[str, Any]:
-    """The NER callable only when the rule is on; spaCy loads on the first message with care context."""
-    if policy.person_name == "off":
-        return {"person_spans": None}
+    """The NER callable only when the rule is on; spaCy loads on the first message with care context.
+
+    Staff names are given either way: the register's name matches use them too.
+    """
     staff = person_names.staff_names(policy.staff)
+    if policy.person_name == "off":
+        return {"person_spans": None, "staff_names": staff}
     staff_words = frozenset(word for name in staff for word in name.split())
     return {
         "person_spans": functools.partial(ner.person_spans, ignore=staff_words),

@@ -61,7 +61,19 @@ def _person_names(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
 
 
 def _client_register(text: NormalizedText, ctx: ScanContext) -> Iterable[Hit]:
-    return ctx.client_register.detect(text) if ctx.client_register is not None else ()
+    if ctx.client_register is None:
+        return ()
+    found = ctx.client_register.detect(text)
+    if not ctx.staff_names:
+        return found
+    # A staff member who bears a client's name would have every mail they sign blocked: such a
+    # name is a warning (still shown and logged), since the text cannot tell the two apart.
+    return (
+        dataclasses.replace(h, severity="warn")
+        if h.kind == "client_name" and person_names.is_staff(text.original[h.start : h.end], ctx.staff_names)
+        else h
+        for h in found
+    )
 
 
 # The one list of detectors every scan runs, in order.

@@ -186,3 +186,31 @@ def test_the_gateways_own_audit_log_masks_client_names_not_only_numbers(config: 
     assert (state.scanner is None) is not scan
     masked = state.audit.redact("Re: Karl-Erik Tjärnlöv och 070-174 06 05")
     assert not leaked(masked), masked
+
+
+def test_a_staff_member_who_bears_a_clients_name_is_warned_about_not_blocked(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A colleague happens to share client 20001's name: their signature must not block every mail.
+    signed = tmp_path / "signed.txt"
+    signed.write_text(
+        "Hej!\n\nNyckeln ligger i skåpet.\n\nHälsningar\nKarl-Erik Tjärnlöv\n", encoding="utf-8"
+    )
+    code, out, _ = lint(config, "--format", "json", str(signed), capsys=capsys)
+    assert code == 1  # without the staff directory the name is the client's
+    staff_config = tmp_path / "staff.yaml"
+    staff_config.write_text(
+        "policy: {person_name: 'off', staff: [{address: k-e.tjarnlov@hemtjanst.example, name: Karl-Erik Tjärnlöv}]}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = lint(staff_config, "--format", "json", str(signed), capsys=capsys)
+    (finding,) = json.loads(out)["files"][0]["findings"]
+    assert code == 0
+    assert (finding["kind"], finding["severity"], finding["customer_number"]) == (
+        "client_name",
+        "warn",
+        "20001",
+    )
+    # Another client's name in the same mail still blocks.
+    signed.write_text("Lars Myrbäckens nya nummer.\nHälsningar\nKarl-Erik Tjärnlöv\n", encoding="utf-8")
+    assert lint(staff_config, str(signed), capsys=capsys)[0] == 1
