@@ -19,10 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_KEY
-from tests.e2e.postfix import DOMAIN, SECURE_DOMAIN, Gateway, Postfix, Sink, free_port
-
-STAFF = f"anna.lind@{DOMAIN}"
-MANAGER = f"chef@{DOMAIN}"
+from tests.e2e.postfix import MANAGER, SECURE_DOMAIN, STAFF, Gateway, Postfix, Sink, free_port
 
 
 @dataclass

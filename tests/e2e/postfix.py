@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "postfix"
 DOMAIN = "hemtjanst.example"
 SECURE_DOMAIN = "sakra.example"
+STAFF = f"anna.lind@{DOMAIN}"
+MANAGER = f"chef@{DOMAIN}"
 PASSWORD = "Hemligt-losen-for-test-1"
 # Values a throw-away instance must change in the example main.cf; everything else is the
 # example as shipped. {root} is the instance's folder, {sink} the final destination's port.
@@ -365,6 +367,17 @@ def message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     msg["Subject"] = subject
     msg.set_content(body, cte="8bit")
     return msg
+
+
+def staff_message_with_personnummer(personnummer: str, tag: str) -> EmailMessage:
+    """What a staff member must not send: a care note naming the client by personnummer."""
+    return message(
+        STAFF,
+        "sjukskoterska@vardcentral.example",
+        f"Medicinlista {tag}",
+        f"Hej!\n\nBrukaren med personnummer {written_forms(personnummer)[2]} behöver ny dosett på torsdag.\n"
+        "Kan du ringa mig efter lunch?\n\nHälsningar\nAnna",
+    )
 
 
 def submit(postfix: Postfix, login: str, msg: EmailMessage) -> None:

@@ -10,6 +10,7 @@ from tests.e2e.postfix import (
     marker,
     message,
     recent_personnummer,
+    staff_message_with_personnummer,
     submit,
     wait_until,
     written_forms,
@@ -25,13 +26,7 @@ def test_a_staff_members_message_with_a_personnummer_bounces_to_the_sender_with_
 ) -> None:
     pnr = recent_personnummer(personnummer_list)
     tag = marker()
-    msg = message(
-        STAFF,
-        "sjukskoterska@vardcentral.example",
-        f"Medicinlista {tag}",
-        f"Hej!\n\nBrukaren med personnummer {written_forms(pnr)[2]} behöver ny dosett på torsdag.\n"
-        "Kan du ringa mig efter lunch?\n\nHälsningar\nAnna",
-    )
+    msg = staff_message_with_personnummer(pnr, tag)
     submit(after_queue.postfix, STAFF, msg)  # accepted: Postfix queues first, the gateway decides after
 
     bounce = after_queue.sink.wait_for(
