@@ -6,10 +6,12 @@ import base64
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses
+from typing import Any, cast
 
 from gateway import attachments
 from gateway.attachments import Attachment, Extracted
@@ -90,6 +92,118 @@ class MailText:
     message_id: str | None = None
 
 
+class _Message(Message):
+    """A compat32 message that finds a header by name once, and parses its parameters once.
+
+    The walk asks for the content type, the file name, the charset, the boundary and the
+    transfer encoding, and each of those looks the header up by a scan of all headers and
+    re-parses its parameters: together most of the time a small text message takes. Here the
+    first value of each name is indexed when first asked for (every method that changes the
+    headers drops the index), and a parameter parse is remembered with the value it was made from.
+    """
+
+    _index: dict[str, tuple[str, str]] | None = None
+    # The body's bytes as they came (see `parse`), until something asks for the payload as text:
+    # compat32 holds it as ASCII with surrogate escapes, a conversion there and back again that
+    # costs more than the whole scan of a large text message. (A property, because the email
+    # package reads and writes `_payload` directly too.)
+    raw_body: bytes | None = None
+
+    @property
+    def _payload(self) -> Any:
+        if self.raw_body is not None:
+            self.__dict__["_payload_text"] = self.raw_body.decode("ascii", "surrogateescape")
+            self.raw_body = None
+        return self.__dict__.get("_payload_text")
+
+    @_payload.setter
+    def _payload(self, value: Any) -> None:
+        self.raw_body = None
+        self.__dict__["_payload_text"] = value
+
+    def is_multipart(self) -> bool:
+        return self.raw_body is None and super().is_multipart()  # raw bytes are one part's body
+
+    def body_bytes(self) -> bytes | None:
+        """What get_payload(decode=True) gives, when that is the body as it came; else None."""
+        if self.raw_body is None:
+            return None
+        if str(self.get("content-transfer-encoding", "")).strip().lower() in _DECODED_TRANSFER_ENCODINGS:
+            return None
+        return self.raw_body
+
+    def _first(self) -> dict[str, tuple[str, str]]:
+        if self._index is None:
+            index: dict[str, tuple[str, str]] = {}
+            for k, v in self._headers:  # type: ignore[attr-defined]
+                index.setdefault(k.lower(), (k, v))
+            self._index = index
+        return self._index
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        found = self._first().get(name.lower())
+        return failobj if found is None else self.policy.header_fetch_parse(*found)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first()
+
+    def _get_params_preserve(self, failobj: object, header: str) -> object:
+        value = self.get(header)
+        if not isinstance(value, str):
+            return super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+        memo: dict[tuple[str, str], object] = self.__dict__.setdefault("_params_memo", {})
+        key = (header.lower(), value)
+        if key not in memo:
+            memo[key] = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+        params = memo[key]
+        return list(params) if isinstance(params, list) else params  # callers may change theirs
+
+
+# The transfer encodings that get_payload(decode=True) decodes (compat32, as it compares them).
+_DECODED_TRANSFER_ENCODINGS = frozenset(
+    {"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"}
+)
+
+
+def _drops_index(method: Callable[..., Any]) -> Callable[..., Any]:
+    def changed(self: _Message, *args: Any, **kwargs: Any) -> Any:
+        self._index = None
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._index = None
+
+    return changed
+
+
+# Every Message method that changes the header list itself (the others go through these).
+for _name in ("__setitem__", "__delitem__", "set_raw", "add_header", "replace_header", "set_boundary"):
+    setattr(_Message, _name, _drops_index(getattr(Message, _name)))
+
+
+def _message_from_bytes(data: bytes) -> _Message:
+    return cast(_Message, email.message_from_bytes(data, _class=_Message, policy=email.policy.compat32))
+
+
+# An address header as most mail writes it: `Name <local@domain>` or `local@domain`, with no
+# quoting, comments, groups, routes or several addresses. email.utils.getaddresses reads such a
+# value to the same pair (tests/gateway/test_mail.py compares the two) at a tenth of its cost.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDRESS = re.compile(
+    rf"[ \t]*(?:(?P<name>[^\W_](?:[\w.'-]|[ \t](?=[\w]))*)[ \t]*<(?P<bracketed>{_ATOM}(?:\.{_ATOM})*@"
+    rf"{_ATOM}(?:\.{_ATOM})*)>|(?P<bare>{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*))[ \t]*"
+)
+
+
+def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of address header values, as email.utils.getaddresses gives them."""
+    if len(values) == 1 and (m := _SIMPLE_ADDRESS.fullmatch(values[0])):
+        if m["bare"]:
+            return [("", m["bare"])]
+        return [(" ".join(m["name"].split()), m["bracketed"])]
+    return getaddresses(values)
+
+
 class _Walker:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -102,7 +216,7 @@ class _Walker:
         key = tuple(values)
         pairs = self.parsed.get(key)
         if pairs is None:
-            pairs = self.parsed[key] = getaddresses(values)
+            pairs = self.parsed[key] = parse_addresses(values)
         return pairs
 
     def headers(self, msg: Message, prefix: str) -> None:
@@ -132,13 +246,12 @@ class _Walker:
         label = f"{prefix}attachment:{name}" if name else None
         if name:
             self.out.add(f"{prefix}filename", name, self.limits)
-        payload = msg.get_payload()
-        if ctype == "message/rfc822" or (
-            msg.is_multipart() and isinstance(payload, list) and ctype.startswith("message/")
-        ):
+        # (Only a multipart's payload is read here: a single part's would be decoded to text in vain.)
+        payload = msg.get_payload() if msg.is_multipart() else None
+        if ctype == "message/rfc822" or (isinstance(payload, list) and ctype.startswith("message/")):
             self.inner_messages(msg, label or f"{prefix}message", depth)
             return
-        if msg.is_multipart() and isinstance(payload, list):
+        if isinstance(payload, list):
             for sub in payload:
                 if isinstance(sub, Message):
                     self.walk(sub, prefix, depth + 1)
@@ -175,7 +288,7 @@ class _Walker:
         payload = msg.get_payload()
         inner = [m for m in payload if isinstance(m, Message)] if isinstance(payload, list) else []
         if not inner:  # not parsed (e.g. encoded): decode and parse it ourselves
-            inner = [email.message_from_bytes(self.payload_bytes(msg), policy=email.policy.compat32)]
+            inner = [_message_from_bytes(self.payload_bytes(msg))]
         for i, sub in enumerate(inner, 1):
             prefix = f"{label}/" if len(inner) == 1 else f"{label}[{i}]/"
             self.headers(sub, prefix)
@@ -188,13 +301,16 @@ class _Walker:
         chunks = re.split(rb"(?m)^--[^\r\n]*\r?\n", raw)
         for chunk in chunks[1:]:
             if looks_like_mail(chunk.lstrip()) or chunk.lower().startswith(b"content-"):
-                self.walk(email.message_from_bytes(chunk, policy=email.policy.compat32), prefix, depth + 1)
+                self.walk(_message_from_bytes(chunk), prefix, depth + 1)
 
     @staticmethod
     def payload_bytes(msg: Message) -> bytes:
-        raw = msg.get_payload()
-        if isinstance(raw, str) and msg.get("Content-Transfer-Encoding", "").strip().lower() == "base64":
-            return _lenient_base64(raw)
+        if isinstance(msg, _Message) and (body := msg.body_bytes()) is not None:
+            return body
+        if str(msg.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+            raw = msg.get_payload()
+            if isinstance(raw, str):
+                return _lenient_base64(raw)
         try:
             data = msg.get_payload(decode=True)
         except Exception:
@@ -260,16 +376,17 @@ def parse(data: bytes) -> Message:
     if end < 0 or (lf := data.find(b"\n\n", 0, end)) >= 0:  # files on disk end lines with LF
         end, blank = (lf, 2) if end >= 0 else (data.find(b"\n\n"), 2)
     if end > 0:
-        head = email.message_from_bytes(data[: end + blank], policy=email.policy.compat32)
+        head = _message_from_bytes(data[: end + blank])
         if (
             head.get_content_maintype() not in ("multipart", "message")
             and head.get_payload() == ""
             and not head.defects
         ):
-            # compat32 reads bytes as ASCII with surrogate escapes, the payload included
-            head.set_payload(data[end + blank :].decode("ascii", "surrogateescape"))
+            # compat32 reads bytes as ASCII with surrogate escapes, the payload included: so
+            # does the head, when asked for its payload as text
+            head.raw_body = data[end + blank :]
             return head
-    return email.message_from_bytes(data, policy=email.policy.compat32)
+    return _message_from_bytes(data)
 
 
 def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.utils import getaddresses
 
 import pytest
 from hypothesis import given
@@ -302,3 +303,105 @@ def test_parse_gives_what_the_compat32_parser_gives(raw: bytes) -> None:
 def test_parse_gives_what_the_compat32_parser_gives_for_any_mix_of_lines(parts: list[bytes]) -> None:
     raw = b"".join(parts)
     assert _shape(mail.parse(raw)) == _shape(_compat32(raw))
+
+
+# ---------------------------------------------------------------- each header looked up and parsed once
+
+HEADER_CASES = PARSE_CASES + [
+    HEAD.encode()
+    + b"Content-Type: text/plain; charset=\"ISO-8859-1\"; name*=utf-8''r%C3%A5d.txt\r\n\r\nx\r\n",
+    HEAD.encode() + b"Content-Type: application/pdf\r\nContent-Disposition: attachment;\r\n"
+    b' filename="=?utf-8?q?Pl=C3=A5n.pdf?="\r\n\r\nx\r\n',
+    HEAD.encode() + b"Content-Type: text/plain; charset=tv\xe5\r\n\r\n8-bit parameter\r\n",
+    HEAD.encode() + b"CONTENT-TYPE: Text/HTML; Charset=UTF-8\r\ncontent-type: text/plain\r\n\r\nx\r\n",
+]
+
+
+def _answers(msg: email.message.Message) -> object:
+    return (
+        msg.get_content_type(),
+        msg.get_content_charset(),
+        msg.get_filename(),
+        msg.get_param("name"),
+        msg.get_params(),
+        msg.get_boundary(),
+        str(msg.get("Content-Transfer-Encoding")),
+        "content-type" in msg,
+        "x-not-there" in msg,
+        msg.get("X-Not-There", "missing"),
+    )
+
+
+@pytest.mark.parametrize("raw", HEADER_CASES)
+def test_header_answers_are_those_of_the_compat32_message(raw: bytes) -> None:
+    msg = mail.parse(raw)
+    assert _answers(msg) == _answers(_compat32(raw))
+    assert _answers(msg) == _answers(_compat32(raw))  # asked again: the same, not a used-up list
+
+
+def test_a_changed_header_is_read_afresh() -> None:
+    msg = mail.parse(HEAD.encode() + b"Content-Type: text/plain; charset=utf-8\r\n\r\nx\r\n")
+    assert (msg.get_content_type(), msg.get_content_charset()) == ("text/plain", "utf-8")
+    msg.set_param("charset", "iso-8859-1")
+    assert msg.get_content_charset() == "iso-8859-1"
+    msg.replace_header("Content-Type", "text/html")
+    assert msg.get_content_type() == "text/html"
+    del msg["Subject"]
+    assert msg.get("Subject") is None and "Subject" not in msg
+    msg["Subject"] = "ny"
+    msg.add_header("Content-Disposition", "attachment", filename="a.txt")
+    assert (msg["Subject"], msg.get_filename()) == ("ny", "a.txt")
+    multipart = mail.parse(
+        HEAD.encode() + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nett\r\n--b--\r\n'
+    )
+    assert multipart.get_boundary() == "b"
+    multipart.set_boundary("c")
+    assert multipart.get_boundary() == "c"
+
+
+# ---------------------------------------------------------------- address headers
+
+ADDRESS_VALUES = [
+    "Anna Lind <anna.lind@kommun.se>",
+    "anna@kommun.se",
+    "  Anna   Lind \t <a@b.se> ",
+    "Åsa Öberg <asa.oberg@x.se>",
+    "Anna L. Lind <a@b.se>",
+    "O'Neil <o.neil@x.se>",
+    "Anna-Karin Ek <ak@x.se>",
+    "Anna Lind<a@b.se>",
+    "<a@b.se>",
+    "a.b+c@d-e.se",
+    '"Lind, Anna" <a@b.se>',
+    "a@b.se, c@d.se",
+    "Anna (hemtjänst) <a@b.se>",
+    "grupp: a@b.se;",
+    "Anna <a@@b.se>",
+    "Anna <a@b.se> x",
+    "Anna <a..b@c.se>",
+    "Anna_ <a@b.se>",
+    "anna@b.se.",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", ADDRESS_VALUES)
+def test_address_pairs_are_those_of_getaddresses(value: str) -> None:
+    assert mail.parse_addresses([value]) == getaddresses([value])
+
+
+@given(st.text(alphabet="aAåÖ1 .'-_<>@\"(),;:\t\\[]", max_size=30))
+def test_address_pairs_are_those_of_getaddresses_for_any_value(value: str) -> None:
+    assert mail.parse_addresses([value]) == getaddresses([value])
+
+
+@pytest.mark.parametrize(
+    "encoding", ["", "7bit", "8BIT", "binary", "base64", "base64 ", "Quoted-Printable", "x-uuencode", "bogus"]
+)
+def test_a_body_kept_as_bytes_decodes_as_the_compat32_payload(encoding: str) -> None:
+    cte = f"Content-Transfer-Encoding: {encoding}\r\n" if encoding else ""
+    raw = (HEAD + cte).encode() + b"\r\nSGVqIHR2w6U=\r\nRad tv\xc3\xa5 =C3=A5 med 8 bitar.\r\n"
+    kept = mail.parse(raw)
+    assert mail._Walker.payload_bytes(kept) == mail._Walker.payload_bytes(_compat32(raw))
+    assert kept.get_payload() == _compat32(raw).get_payload()  # and as text, when asked
+    assert kept.get_payload(decode=True) == _compat32(raw).get_payload(decode=True)
