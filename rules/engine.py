@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,6 +46,17 @@ class ScanContext:
     # Whether the message is about care; None: each text decides for itself. `scan` sets it per
     # message, so that a care word in the subject covers a name in the body.
     care_context: bool | None = None
+
+    def with_care_context(self, care: bool | None) -> ScanContext:
+        """This context for a text with or without care context; each made once (a copy costs more
+        than a header's scan, and the context lives as long as the process)."""
+        if care == self.care_context:
+            return self
+        return self._with_care[care]
+
+    @functools.cached_property
+    def _with_care(self) -> dict[bool | None, ScanContext]:
+        return {care: dataclasses.replace(self, care_context=care) for care in (True, False, None)}
 
 
 Detector = Callable[[NormalizedText, ScanContext], Iterable[Hit]]
@@ -132,9 +144,7 @@ def scan(segments: Iterable[Segment], ctx: ScanContext) -> Iterator[Finding]:
     base = ctx
     for segment in segments:
         if message_care is not None:
-            ctx = dataclasses.replace(
-                base, care_context=person_names.segment_care_context(segment.part, message_care)
-            )
+            ctx = base.with_care_context(person_names.segment_care_context(segment.part, message_care))
         part = None
         known = (0, 1)  # hits come in order: lines are counted on from the one before, not from 0
         for h in hits(segment.text, ctx):
