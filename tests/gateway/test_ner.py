@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import ner
 from gateway.cli import main
@@ -234,6 +237,114 @@ def test_staff_names_are_no_reason_to_read_a_sentence() -> None:
     text = "Hälsningar\nAnna Lind"
     assert ner.candidate_regions(text, frozenset({"anna", "lind"})) == []
     assert ner.candidate_regions("Hälsningar\nAnna Kallesund", frozenset({"anna", "lind"})) != []
+
+
+def _plain_candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
+    """What candidate_regions is to give, written plainly: every capital tried by the regular expressions."""
+    found = [m.span() for m in ner._INSIDE.finditer(text)]
+    known = {
+        w
+        for w in set(ner._CAPITALISED.findall(text))
+        if ner._known(w.casefold().rstrip(":'’"), ner.name_words())
+        and not (ignore and ner._known(ner.fold(w.rstrip(":'’")), ignore))
+    }
+    for word in known:
+        found += [m.span() for m in re.finditer(rf"(?<![\w'’:-]){re.escape(word)}(?![\w'’:-])", text)]
+    regions: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if ignore and ner._known(ner.fold(text[start:end].rstrip(":'’")), ignore):
+            continue
+        start, end = max(0, start - ner.REGION_CHARS), min(len(text), end + ner.REGION_CHARS)
+        if regions and start <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
+        else:
+            regions.append((start, end))
+    return regions
+
+
+# Pieces of text that stress the byte copy: capitals in and outside Latin-1, letters, digits and
+# spaces outside it, every sentence end, apostrophes, genitives, line breaks, known names.
+TEXT_PIECES = st.sampled_from(
+    [
+        "Anna",
+        "ANNA",
+        "Annas",
+        "Anna:s",
+        "Anna’s",
+        "anna",
+        "Lind",
+        "McAnna",
+        "Anna-Karin",
+        "OBS",
+        "Ingvor",
+        "Kallesund",
+        "Ma",
+        "I",
+        "Łukasz",
+        "Dušan",
+        "Ölund",
+        "Çelik",
+        "ÅSA",
+        "ẞ",
+        "Ǆ",
+        "x",
+        "och",
+        "kund",
+        "٣",
+        "²",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u2003",
+        "\u00a0",
+        "\x85",
+        ".",
+        "!",
+        "?",
+        ":",
+        ";",
+        '"',
+        "”",
+        "»",
+        "•",
+        "*",
+        ">",
+        "|",
+        "–",
+        "—",
+        "\\",
+        "-",
+        "'",
+        "’",
+        "_",
+        ",",
+        "(",
+        "#",
+        "\udcc3",
+    ]  # fmt: skip
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(TEXT_PIECES, max_size=40), st.booleans())
+def test_candidate_regions_are_those_of_the_plain_regular_expressions(pieces: list[str], staff: bool) -> None:
+    text = "".join(pieces)
+    ignore = frozenset({"anna", "lind"}) if staff else frozenset()
+    assert ner.candidate_regions(text, ignore) == _plain_candidate_regions(text, ignore)
+
+
+def test_candidate_regions_of_real_mail_are_those_of_the_plain_regular_expressions() -> None:
+    mail_text = (
+        "Hej Anna!\r\n\r\nBrukaren Ingvor Kallesund (kund 10234) fick sin medicin. OBS: ring "
+        "Dušan på 070-1740605 – han vet. ”Anna-Karin” sa att McAnna kommer.\r\n> Hälsningar\r\n> Ronja\r\n"
+    )
+    for ignore in (frozenset(), frozenset({"anna", "lind"})):
+        assert ner.candidate_regions(mail_text, ignore) == _plain_candidate_regions(mail_text, ignore)
+        assert ner.candidate_regions(mail_text * 50, ignore) == _plain_candidate_regions(
+            mail_text * 50, ignore
+        )
 
 
 def test_spans_are_mapped_back_to_the_original_text() -> None:
