@@ -147,6 +147,14 @@ class _Message(Message):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first()
 
+    def get_content_type(self) -> str:
+        # The same header value (the very object) and default type give the same answer.
+        key = (self.get("content-type"), self.get_default_type())
+        memo = self.__dict__.get("_content_type")
+        if memo is None or memo[0][0] is not key[0] or memo[0][1] != key[1]:
+            memo = self.__dict__["_content_type"] = (key, super().get_content_type())
+        return str(memo[1])
+
     def _get_params_preserve(self, failobj: object, header: str) -> object:
         value = self.get(header)
         if not isinstance(value, str):
@@ -402,13 +410,14 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
         walker.unscanned(
             prefix or "message", msg.get_content_type(), f"cannot be parsed ({type(e).__name__})"
         )
+    policy = _decoded_headers(msg, ("subject", "from", "to", "cc", "message-id"))
     return MailText(
         segments=walker.out.segments,
         unscanned=walker.out.unscanned,
-        subject=_header(msg, "Subject"),
-        from_address=_first_address(walker.addresses(_headers(msg, "From"))),
-        recipients=tuple(a for _, a in walker.addresses(_headers(msg, "To") + _headers(msg, "Cc")) if a),
-        message_id=_header(msg, "Message-ID").strip() or None,
+        subject=next(iter(policy["subject"]), ""),
+        from_address=_first_address(walker.addresses(policy["from"])),
+        recipients=tuple(a for _, a in walker.addresses(policy["to"] + policy["cc"]) if a),
+        message_id=next(iter(policy["message-id"]), "").strip() or None,
     )
 
 
@@ -421,14 +430,14 @@ def extract_into(data: bytes, out: Extracted, limits: Limits, prefix: str, depth
     walker.walk(msg, prefix, depth)
 
 
-def _headers(msg: Message, name: str) -> list[str]:
-    wanted = name.lower()
-    return [decode_header_value(str(v)) for k, v in msg.raw_items() if k.lower() == wanted]
-
-
-def _header(msg: Message, name: str) -> str:
-    values = _headers(msg, name)
-    return values[0] if values else ""
+def _decoded_headers(msg: Message, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """The decoded values of each of the (lower-case) names, in order, read in one pass."""
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for k, v in msg.raw_items():
+        values = found.get(k.lower())
+        if values is not None:
+            values.append(decode_header_value(str(v)))
+    return found
 
 
 def _first_address(pairs: list[tuple[str, str]]) -> str | None:
