@@ -268,6 +268,13 @@ FRAGMENTS = (
     b"--b--\r\n",
     b"text \xc3\xa5\r\n",
     b"X: y\n",
+    b"Content-Type: text/html; charset=utf-8\r\n",
+    b"From x@y.se Thu Nov 26 10:00:00 2026\r\n",
+    b"To:\r\n",
+    b":no name\r\n",
+    b"\tfolded with a tab\r\n",
+    b"B\xe5d: 8-bit name\r\n",
+    b"Cc: c@d.se\n",
 )
 
 PARSE_CASES = [
