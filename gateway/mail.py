@@ -93,13 +93,14 @@ class MailText:
 
 
 class _Message(Message):
-    """A compat32 message that finds a header by name once, and parses its parameters once.
+    """A compat32 message that finds a header by name once, parses it once, and keeps its body as bytes.
 
     The walk asks for the content type, the file name, the charset, the boundary and the
     transfer encoding, and each of those looks the header up by a scan of all headers and
-    re-parses its parameters: together most of the time a small text message takes. Here the
+    re-parses its parameters: together most of the time a small text message took. Here the
     first value of each name is indexed when first asked for (every method that changes the
-    headers drops the index), and a parameter parse is remembered with the value it was made from.
+    headers drops the index), and the content type and a parameter parse are remembered with the
+    header value they were made from. Every answer is compat32's own (tests/gateway/test_mail.py).
     """
 
     _index: dict[str, tuple[str, str]] | None = None
@@ -386,9 +387,10 @@ def _plain_head(block: bytes, newline: str) -> _Message | None:
     a multipart message, is left to the feed parser (tests/gateway/test_mail.py compares the two).
     """
     text = block.decode("ascii", "surrogateescape")
-    lines = text.split(newline)
-    if ("\r" in text.replace(newline, "")) or ("\n" in text.replace(newline, "")):
+    unbroken = text.replace(newline, "")
+    if "\r" in unbroken or "\n" in unbroken:
         return None
+    lines = text.split(newline)
     if lines[0][:1] in (" ", "\t") or text.startswith("From "):
         return None
     message = _Message()
