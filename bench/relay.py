@@ -2,6 +2,7 @@
 
     python3 bench/relay.py                     # 5 KB and 100 KB, 20 sessions, every mode
     python3 bench/relay.py --workers 2         # the gateway with two processes (both cores)
+    python3 bench/relay.py --register 100000   # with a client register of 100,000 made-up clients
 
 For each message size the gateway runs in each mode in the same run (below), each time as its
 own process with a fresh state folder and with its next hop a discarding `smtp-sink`:
@@ -19,8 +20,8 @@ own process with a fresh state folder and with its next hop a discarding `smtp-s
 - memory: peak resident set size of the gateway's process tree (all workers), sampled from
   /proc every 20 ms during both phases.
 
-Three modes: passthrough (`--no-scan`), scan (identity numbers, phone numbers, the client
-register; `policy.person_name: off`) and scan+names (the default config: also the Swedish name
+Three modes: passthrough (`--no-scan`), scan (identity numbers, phone numbers, and the client
+register when `--register` made one; `policy.person_name: off`) and scan+names (the default config: also the Swedish name
 model on messages with care context). Passthrough does all the rest a scanned clean message
 costs: the lockstep hand-on, the verdict header and the fsync'd audit line (reason
 "not-scanned"), so that the ratio to it is the cost of scanning and deciding alone. The modes alternate `--repeat` times; the run with the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -53,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 SENDER = "anna.lind@hemtjanst.example"
 RECIPIENT = "samordnare@vardcentral.example"
 PHASE_TIMEOUT = 600.0
+KEY = "relay-benchmark-key-not-for-production"
 START_TIMEOUT = 60.0
 
 # Clean, realistic text: what staff write when they do it right (customer numbers, no names,
@@ -189,7 +192,9 @@ class PeakMemory:
 
 
 class Gateway:
-    def __init__(self, state: Path, sink_port: int, mode: Mode, workers: int) -> None:
+    def __init__(
+        self, state: Path, sink_port: int, mode: Mode, workers: int, register: Path | None = None
+    ) -> None:
         self.port = free_port()
         state.mkdir(parents=True)
         self.config = state / "brukarvakt.yaml"
@@ -202,7 +207,9 @@ class Gateway:
             # The staff directory, as deployed: the signature's name is a colleague's, not a finding.
             + f'policy: {{staff: [{{address: "{SENDER}", name: "Anna Lind"}}]'
             + (f', person_name: "{mode.person_name}"' if mode.person_name else "")
-            + "}\n",
+            + "}\n"
+            # No register file where the config points: no known clients (the default's own case).
+            + f"register: {{path: {json.dumps(str(register or state / 'no-register.db'))}}}\n",
             encoding="utf-8",
         )
         self.args = [
@@ -219,7 +226,7 @@ class Gateway:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Gateway:
-        env = dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY="relay-benchmark-key-not-for-production")
+        env = dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY=KEY)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 self.args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
@@ -308,7 +315,7 @@ MODES = {
     "passthrough": Mode(
         "passthrough", False, None, "brukarvakt serve --no-scan (hand-on, verdict header, audit line)"
     ),
-    # Identity numbers, phone numbers and the client register: the rules that block.
+    # Identity numbers, phone numbers and the client register (with --register): the rules that block.
     "scan": Mode("scan", True, "off", "scanning, policy.person_name: off"),
     # Plus the Swedish name model on every message with care context (the default config).
     "scan+names": Mode("scan+names", True, "warn", "scanning, policy.person_name: warn (default)"),
@@ -346,7 +353,8 @@ def measure(
 ) -> Result:
     message = message_file(folder, size)
     count, latency_count = counts(size, mode, args)
-    with Gateway(folder / f"{size}-{mode.label}-{run}", sink_port, mode, args.workers) as gateway:
+    state = folder / f"{size}-{mode.label}-{run}"
+    with Gateway(state, sink_port, mode, args.workers, args.register_file) as gateway:
         assert gateway.process is not None
         with PeakMemory(gateway.process.pid) as memory:
             # Warm-up: connections, caches, and the name model loaded in the workers.
@@ -368,6 +376,29 @@ def median_result(runs: list[Result]) -> Result:
     return Result(**{**chosen.__dict__, "peak_rss": max(r.peak_rss for r in runs)})
 
 
+def import_register(folder: Path, clients: int) -> Path:
+    """A register of `clients` made-up clients (bench/register.py's export), imported as an administrator would."""
+    sys.path.insert(0, str(REPO))
+    from bench.corpus import SEED
+    from bench.register import export
+
+    csv_path, register = folder / "kunder.csv", folder / "register.db"
+    export(clients, SEED, csv_path)
+    config = folder / "register.yaml"
+    config.write_text(f"register: {{path: {json.dumps(str(register))}}}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "register", "--config", str(config), "import", str(csv_path)],
+        cwd=REPO,
+        env=dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY=KEY),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if not register.is_file():
+        raise SystemExit(f"relay.py: the register import failed ({done.returncode}): {done.stderr[-300:]}")
+    return register
+
+
 def sink_command(port: int) -> list[str]:
     # smtp-sink refuses to run as root without a user to switch to.
     user = ["-u", "postfix"] if os.geteuid() == 0 else []
@@ -385,7 +416,7 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"\nrelay: smtp-source -s {args.sessions} -> brukarvakt serve --workers {args.workers} -> smtp-sink"
         f" ({os.cpu_count()} cpus, load average before: {args.load_before}); median of {args.repeat}"
-        " runs\n"
+        f" runs; {f'a client register of {args.register} clients' if args.register else 'no client register'}\n"
     )
     header = (
         f"{'size':>6} {'mode':<12} {'msgs':>6} {'msg/s':>8} {'x pass':>7} {'CPU ms/msg':>11} {'x pass':>7}"
@@ -428,6 +459,13 @@ def main() -> int:
         help="scan+names sends this many times fewer messages (for a slow name model)",
     )
     parser.add_argument("--sizes", default="5000,100000", help="message sizes in bytes, comma separated")
+    parser.add_argument(
+        "--register",
+        type=int,
+        default=0,
+        metavar="CLIENTS",
+        help="scan with a client register of this many made-up clients (default: none, as shipped)",
+    )
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",")]
     unknown = [m for m in args.modes if m not in MODES]
@@ -450,6 +488,7 @@ def main() -> int:
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="brukarvakt-bench-") as tmp:
         folder = Path(tmp)
+        args.register_file = import_register(folder, args.register) if args.register else None
         sink_port = free_port()
         sink = subprocess.Popen(sink_command(sink_port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
