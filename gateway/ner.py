@@ -175,11 +175,23 @@ def candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[t
     `ignore` (staff names, folded as rules.person_names.fold does) are no reason to read a
     sentence: the detector would drop such a name anyway.
     """
-    coded = text.encode("latin-1", "brukarvakt-name-classes")
+    try:
+        coded = text.encode("latin-1")
+    except UnicodeEncodeError:
+        # Each run of characters outside Latin-1 costs a call of the error handler: text written
+        # mostly outside it (Cyrillic, Arabic, many emoji) is searched by the plain expressions.
+        if len(text) - len(text.encode("latin-1", "ignore")) > len(text) // PLAIN_ABOVE:
+            return _regions(text, _plain_spans(text, ignore), ignore)
+        coded = text.encode("latin-1", "brukarvakt-name-classes")
+    return _regions(text, _byte_spans(text, coded, ignore), ignore)
+
+
+def _byte_spans(text: str, coded: bytes, ignore: frozenset[str]) -> list[tuple[int, int]]:
+    """The spans candidate_regions looks for, found on the byte copy `coded` of the text."""
     marked = coded.translate(_CAPITALS_TO_U)
     # Inside a sentence, as the byte copy sees it; then the text itself decides (a character
     # outside Latin-1 may have looked like a capital or a space).
-    found = [
+    inside = [
         exact.span()
         for m in _INSIDE_BYTES.finditer(marked)
         if (exact := _INSIDE.match(text, m.start())) is not None
@@ -187,9 +199,31 @@ def candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[t
     # Capitalised words are many (every sentence starts with one) and names few: the distinct
     # words are checked, and the text is walked again only for the few that are names.
     known = {w for w in _capitalised_words(text, coded, marked) if _known_name(w, ignore)}
-    for word in known:  # each found as a whole word where it stands (the word first: see above)
+    return inside + _occurrences(text, known)
+
+
+# Above one character outside Latin-1 in this many, the plain search is the faster (Swedish mail
+# has a dash or a typographic quote now and then, Cyrillic or Arabic text one in every word).
+PLAIN_ABOVE = 100
+
+
+def _plain_spans(text: str, ignore: frozenset[str]) -> list[tuple[int, int]]:
+    """The spans candidate_regions looks for, found by the regular expressions on the text itself."""
+    known = {w for w in set(_CAPITALISED.findall(text)) if _known_name(w, ignore)}
+    return [m.span() for m in _INSIDE.finditer(text)] + _occurrences(text, known)
+
+
+def _occurrences(text: str, words: set[str]) -> list[tuple[int, int]]:
+    """Each word found as a whole word where it stands (the word first in the pattern: see above)."""
+    found: list[tuple[int, int]] = []
+    for word in words:
         w = re.escape(word)
         found += [m.span() for m in re.finditer(rf"{w}(?<![\w'’:-]{w})(?![\w'’:-])", text)]
+    return found
+
+
+def _regions(text: str, found: list[tuple[int, int]], ignore: frozenset[str]) -> list[tuple[int, int]]:
+    """The windows around the spans found, merged; a staff name is no reason for one."""
     regions: list[tuple[int, int]] = []
     for start, end in sorted(found):
         if ignore and _known(fold(text[start:end].rstrip(":'’")), ignore):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -332,7 +333,34 @@ TEXT_PIECES = st.sampled_from(
 def test_candidate_regions_are_those_of_the_plain_regular_expressions(pieces: list[str], staff: bool) -> None:
     text = "".join(pieces)
     ignore = frozenset({"anna", "lind"}) if staff else frozenset()
-    assert ner.candidate_regions(text, ignore) == _plain_candidate_regions(text, ignore)
+    expected = _plain_candidate_regions(text, ignore)
+    assert ner.candidate_regions(text, ignore) == expected
+    # The byte copy's way, whatever the share of characters outside Latin-1 (candidate_regions
+    # takes the plain way when they are many).
+    coded = text.encode("latin-1", "brukarvakt-name-classes")
+    assert ner._regions(text, ner._byte_spans(text, coded, ignore), ignore) == expected
+    assert ner._regions(text, ner._plain_spans(text, ignore), ignore) == expected
+
+
+def test_text_mostly_outside_latin1_is_searched_as_fast_as_before() -> None:
+    # One call of the error handler per run of such characters would cost ~20 ms per 50 KB.
+    text = ("Привет Анна, как дела? Встреча в четверг. Hej Ingvor Kallesund! " * 800)[: ner.MAX_CHARS]
+    assert ner.candidate_regions(text) == _plain_candidate_regions(text)
+    calls = 0
+    real = ner._to_latin1
+
+    def counted(error: UnicodeError) -> tuple[str, int]:
+        nonlocal calls
+        calls += 1
+        return real(error)
+
+    codecs.register_error("brukarvakt-name-classes", counted)
+    try:
+        ner.candidate_regions(text)
+        ner.candidate_regions("Hej Anna – vi ses ”i morgon”. " + "Insatsen flyttas. " * 20)  # the byte copy
+    finally:
+        codecs.register_error("brukarvakt-name-classes", real)
+    assert calls == 3  # the dash and the two quotes of the second text, none for the first
 
 
 def test_candidate_regions_of_real_mail_are_those_of_the_plain_regular_expressions() -> None:
