@@ -73,6 +73,8 @@ PLAIN_WARM_UP = (
 ).encode()
 _TOP_CONTENT_TYPE = re.compile(rb"^content-type:[ \t]*([!-~]+)", re.IGNORECASE | re.MULTILINE)
 NOTICE_MAIL_FROM = ""
+# Waits before a notice is tried again after a temporary failure of the next hop.
+NOTICE_RETRY_SECONDS = (30.0, 120.0, 600.0)
 _HEADER_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 # The audit line's verdict for a message relayed by `serve --no-scan`.
@@ -305,6 +307,8 @@ class Gateway:
         self.hostname = socket.gethostname() or "localhost"
         self.connections: set[GatewaySMTP] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Notices waiting to be tried again (see _send_notice); a stop does not wait for them.
+        self.notice_retries: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.scan_pool = ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="scan")
         self.audit_writer = AuditWriter()
@@ -331,6 +335,11 @@ class Gateway:
         self.closing = True
         if self.server is not None:
             self.server.close()
+        if self.notice_retries:
+            # Their messages are safe in quarantine (or delivered); only the guidance is lost.
+            log("notices_abandoned", "warning", count=len(self.notice_retries))
+            for task in list(self.notice_retries):
+                task.cancel()
         for conn in list(self.connections):
             if conn.idle:
                 await conn.say_goodbye()
@@ -677,7 +686,6 @@ class Gateway:
     ) -> None:
         """The sender's guidance notice, sent straight to the next hop: never scanned by us, no loop."""
         try:
-            from gateway.delivery import deliver
             from gateway.notice import build_notice, should_notify
 
             if not should_notify(data, mail_from):
@@ -693,10 +701,43 @@ class Gateway:
                 reference=reference,
                 redact=redact,
             )
-            delivery = await deliver(state.config, NOTICE_MAIL_FROM, [mail_from], notice)
-            log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain_of(mail_from))
         except Exception as e:
             log("notice_failed", "error", error=type(e).__name__)
+            return
+        await self._send_notice(notice, mail_from, attempt=1)
+
+    async def _send_notice(self, notice: bytes, mail_from: str, attempt: int) -> None:
+        """One attempt; after a temporary failure the notice is tried again later, a few times.
+
+        In quarantine mode the notice is the sender's only word of why the mail did not arrive:
+        a next hop that is briefly down must not swallow it.
+        """
+        try:
+            from gateway.delivery import deliver
+
+            delivery = await deliver(self.state.config, NOTICE_MAIL_FROM, [mail_from], notice)
+        except Exception as e:
+            log("notice_failed", "error", error=type(e).__name__, attempt=attempt)
+            return
+        domain = domain_of(mail_from)
+        if delivery.delivered or delivery.code >= 500 or attempt > len(NOTICE_RETRY_SECONDS):
+            log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain, attempt=attempt)
+            return
+        delay = NOTICE_RETRY_SECONDS[attempt - 1]
+        log("notice_deferred", "warning", code=delivery.code, domain=domain, attempt=attempt, retry_in=delay)
+        retry = asyncio.ensure_future(self._retry_notice(notice, mail_from, attempt + 1, delay))
+        self.notice_retries.add(retry)
+        retry.add_done_callback(self.notice_retries.discard)
+        retry.add_done_callback(self.tasks.discard)
+
+    async def _retry_notice(self, notice: bytes, mail_from: str, attempt: int, delay: float) -> None:
+        await asyncio.sleep(delay)  # a stop cancels the wait
+        # From here on an attempt under way, which a stop lets finish like any other.
+        this = asyncio.current_task()
+        if this is not None:
+            self.notice_retries.discard(this)
+            self.tasks.add(this)
+        await self._send_notice(notice, mail_from, attempt)
 
 
 # ---------------------------------------------------------------- the audit log, group-committed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -928,6 +929,83 @@ async def test_quarantine_holds_the_message_on_disk_answers_250_and_tells_the_se
     assert (mail_from, rcpt_tos) == ("<>", [STAFF])  # aiosmtpd's way of writing the null sender
     assert b"Auto-Submitted: auto-replied" in notice
     assert leaks(notice.decode("utf-8", "replace")) == []
+
+
+class ScriptedSink(Sink):
+    """A next hop that answers each message with the next reply of its script (the last one repeats)."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__()
+        self.replies = replies
+        self.attempts = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.reply = self.replies[min(self.attempts, len(self.replies) - 1)]
+        self.attempts += 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def _quarantine_one(gateway: Gateway) -> None:
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["mottagare@example.se"], message(f"Brukaren {PNR} behöver hjälp."))
+    assert code == 250
+
+
+async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
+    s = ScriptedSink(["451 4.3.0 try again later", "250 2.0.0 Ok"])
+    hop_server, hop = await start_sink(s)
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    try:
+        await _quarantine_one(gateway)
+        while gateway.tasks or gateway.notice_retries:
+            await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
+    finally:
+        hop_server.close()
+    assert s.attempts == 2
+    [(mail_from, rcpt_tos, _)] = s.accepted
+    assert (mail_from, rcpt_tos) == ("<>", [STAFF])
+    err = capsys.readouterr().err
+    assert '"event": "notice_deferred"' in err and '"delivered": true' in err
+
+
+async def test_a_notice_is_tried_a_few_times_not_forever(run_gateway, monkeypatch, capsys):
+    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.01, 0.01))
+    s = ScriptedSink(["421 4.3.2 shutting down"])
+    hop_server, hop = await start_sink(s)
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    try:
+        await _quarantine_one(gateway)
+        while gateway.tasks or gateway.notice_retries:
+            await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
+    finally:
+        hop_server.close()
+    assert (s.attempts, s.accepted) == (3, [])
+    assert '"delivered": false' in capsys.readouterr().err
+
+
+async def test_a_stop_does_not_wait_for_a_notice_to_be_tried_again(run_gateway, monkeypatch, capsys):
+    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (3600.0,))
+    s = ScriptedSink(["451 4.3.0 try again later"])
+    hop_server, hop = await start_sink(s)
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    try:
+        await _quarantine_one(gateway)
+        await _settled(gateway)
+        assert len(gateway.notice_retries) == 1
+        started = time.monotonic()
+        await gateway.stop(grace=30)
+        assert time.monotonic() - started < 5
+    finally:
+        hop_server.close()
+    assert not gateway.notice_retries
+    assert '"event": "notices_abandoned"' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
