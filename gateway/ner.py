@@ -153,7 +153,10 @@ def _capitalised_words(text: str, coded: bytes, marked: bytes) -> set[str]:
         if not more
     }
     if len(pieces) > len(words):  # a word with a capital inside: read from the text
-        words.update(text[m.start() : m.end()] for m in _MULTI.finditer(marked))
+        # (Read by the plain expression, which begins a word only at a capital of _CAP: a letter
+        # outside Latin-1 is a capital in the byte copy, and `\u212aARIN` folds to `karin`.)
+        for m in _MULTI.finditer(marked):
+            words.update(_CAPITALISED.findall(text, m.start(), m.end()))
     return words
 
 
