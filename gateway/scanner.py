@@ -55,11 +55,18 @@ class Scanner:
         key = fingerprint_key(config.privacy)
         self.base = ScanContext(fingerprint_key=key, today=date.today())
         self.base = replace(self.base, **person_name_fields(config.policy), **register_fields(config, key))
+        self._day: ScanContext | None = None  # the context of another day than the base's, once asked for
 
     def context(self, today: date | None = None) -> ScanContext:
         today = today or date.today()
-        # The same day as the base: no copy (dataclasses.replace costs more than a small file's scan).
-        return self.base if today == self.base.today else replace(self.base, today=today)
+        # One context per day, kept: a copy per message costs more than a small file's scan, and
+        # the context keeps its care-context copies (rules/engine.py) for as long as it lives.
+        if today != self.base.today:
+            day = self._day
+            if day is None or day.today != today:
+                day = self._day = replace(self.base, today=today)
+            return day
+        return self.base
 
     def scan_segments(self, segments: list[Segment], today: date | None = None) -> tuple[Finding, ...]:
         return tuple(engine.scan(segments, self.context(today)))

@@ -48,8 +48,8 @@ class ScanContext:
     care_context: bool | None = None
 
     def with_care_context(self, care: bool | None) -> ScanContext:
-        """This context for a text with or without care context; each made once (a copy costs more
-        than a header's scan, and the context lives as long as the process)."""
+        """This context for a text with or without care context, each copy made once per context
+        (a copy costs more than a header's scan; the gateway keeps one context a day)."""
         if care == self.care_context:
             return self
         return self._with_care[care]
