@@ -75,6 +75,7 @@ _TOP_CONTENT_TYPE = re.compile(rb"^content-type:[ \t]*([!-~]+)", re.IGNORECASE |
 NOTICE_MAIL_FROM = ""
 # Waits before a notice is tried again after a temporary failure of the next hop.
 NOTICE_RETRY_SECONDS = (30.0, 120.0, 600.0)
+NOTICE_RETRIES_HELD = 1000  # notices waiting at most (each holds a few KB: the original's headers)
 _HEADER_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 # The audit line's verdict for a message relayed by `serve --no-scan`.
@@ -177,11 +178,16 @@ class State:
                 raise UserError(f"the scanner fails on a test message ({type(e).__name__}: {e})") from None
         return state
 
-    def scan_timed(self, data: bytes) -> tuple[Any, float]:
-        """The scan and the CPU time it took: in a scan thread, the wait for the GIL is no cost of its own."""
-        started = time.thread_time()
+    def scan_timed(self, data: bytes, on_loop: bool = False) -> tuple[Any, float]:
+        """The scan and what it cost the event loop, or would have cost it.
+
+        On the loop, its whole time: the loop waited for all of it (the language model's lock
+        too). In a scan thread, its CPU time: the thread's waits for the GIL are the loop's work.
+        """
+        clock = time.perf_counter if on_loop else time.thread_time
+        started = clock()
         scan = self.scanner.scan_mail(data)
-        return scan, time.thread_time() - started
+        return scan, clock() - started
 
     def is_trusted(self, peer: Any) -> bool:
         if not self.trusted or not peer:
@@ -557,7 +563,7 @@ class Gateway:
         try:
             small = _small_text(data)
             if small and state.small_scan_seconds < INLINE_SCAN_SECONDS:
-                scan, took = state.scan_timed(data)
+                scan, took = state.scan_timed(data, on_loop=True)
             else:
                 scan, took = await asyncio.wait_for(
                     loop.run_in_executor(self.scan_pool, state.scan_timed, data),
@@ -722,6 +728,10 @@ class Gateway:
         domain = domain_of(mail_from)
         if delivery.delivered or delivery.code >= 500 or attempt > len(NOTICE_RETRY_SECONDS):
             log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain, attempt=attempt)
+            return
+        if self.closing or len(self.notice_retries) >= NOTICE_RETRIES_HELD:
+            # Stopping, or the next hop has been refusing for long: the held message is on disk.
+            log("notices_abandoned", "warning", count=1, code=delivery.code, domain=domain, attempt=attempt)
             return
         delay = NOTICE_RETRY_SECONDS[attempt - 1]
         log("notice_deferred", "warning", code=delivery.code, domain=domain, attempt=attempt, retry_in=delay)

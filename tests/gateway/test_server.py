@@ -988,6 +988,30 @@ async def test_a_notice_is_tried_a_few_times_not_forever(run_gateway, monkeypatc
     assert '"delivered": false' in capsys.readouterr().err
 
 
+async def test_a_notice_deferred_while_stopping_is_not_tried_again_after_the_stop(
+    run_gateway, monkeypatch, capsys
+):
+    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
+    s = ScriptedSink(["451 4.3.0 try again later"])
+    s.hold = asyncio.Event()
+    hop_server, hop = await start_sink(s)
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+    )
+    try:
+        await _quarantine_one(gateway)
+        await s.got_data.wait()  # the notice's first attempt, held at the next hop
+        stopping = asyncio.ensure_future(gateway.stop(grace=10))
+        await asyncio.sleep(0.05)
+        s.hold.set()  # ... deferred while the gateway stops
+        await stopping
+        await asyncio.sleep(0.3)
+    finally:
+        hop_server.close()
+    assert s.attempts == 1 and not gateway.notice_retries
+    assert '"event": "notices_abandoned"' in capsys.readouterr().err
+
+
 async def test_a_stop_does_not_wait_for_a_notice_to_be_tried_again(run_gateway, monkeypatch, capsys):
     monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (3600.0,))
     s = ScriptedSink(["451 4.3.0 try again later"])
