@@ -394,7 +394,7 @@ def import_register(folder: Path, clients: int) -> Path:
         text=True,
         check=False,
     )
-    if not register.is_file():
+    if done.returncode != 0 or not register.is_file():  # 1: rows rejected, the register incomplete
         raise SystemExit(f"relay.py: the register import failed ({done.returncode}): {done.stderr[-300:]}")
     return register
 
