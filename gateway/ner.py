@@ -89,8 +89,8 @@ def _known(word: str, names: frozenset[str]) -> bool:
 # ---- The same search, fast: on a copy of the text one byte per character (Latin-1, where every
 # capital of _CAP lives) in which every capital is the byte `U`. A pattern that begins with a
 # literal byte is searched for by a tight loop in C, where one that begins with a class of letters
-# is tried at every character: about five times faster on long text, where the language-model
-# rule otherwise cost more than every other rule together.
+# is tried at every character: 1.7 times faster on the relay benchmark's care text (0.26 against
+# 0.43 ms per 50,000 characters), where this prefilter costs more than every other rule together.
 #
 # Characters outside Latin-1 become a byte of their own kind (what the patterns ask of them):
 # a space, a sentence end, `#` for anything else, and `X` (a capital) for a letter, a digit or
