@@ -7,6 +7,7 @@ next hop; the client is aiosmtplib. Personal identity numbers are Skatteverket's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -951,19 +952,31 @@ async def _quarantine_one(gateway: Gateway) -> None:
     assert code == 250
 
 
-async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
-    s = ScriptedSink(["451 4.3.0 try again later", "250 2.0.0 Ok"])
+@contextlib.asynccontextmanager
+async def _quarantining(run_gateway: Any, replies: list[str]) -> AsyncIterator[tuple[ScriptedSink, Gateway]]:
+    """A gateway in quarantine mode whose next hop answers by the script."""
+    s = ScriptedSink(replies)
     hop_server, hop = await start_sink(s)
-    gateway = await run_gateway(
-        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
-    )
     try:
-        await _quarantine_one(gateway)
-        while gateway.tasks or gateway.notice_retries:
-            await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
+        gateway = await run_gateway(
+            next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
+        )
+        yield s, gateway
     finally:
         hop_server.close()
+
+
+async def _notices_done(gateway: Gateway) -> None:
+    """Wait until every notice is delivered or given up, retries included."""
+    while gateway.tasks or gateway.notice_retries:
+        await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
+
+
+async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, monkeypatch, capsys):
+    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
+    async with _quarantining(run_gateway, ["451 4.3.0 try again later", "250 2.0.0 Ok"]) as (s, gateway):
+        await _quarantine_one(gateway)
+        await _notices_done(gateway)
     assert s.attempts == 2
     [(mail_from, rcpt_tos, _)] = s.accepted
     assert (mail_from, rcpt_tos) == ("<>", [STAFF])
@@ -973,17 +986,9 @@ async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, tmp_path
 
 async def test_a_notice_is_tried_a_few_times_not_forever(run_gateway, monkeypatch, capsys):
     monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.01, 0.01))
-    s = ScriptedSink(["421 4.3.2 shutting down"])
-    hop_server, hop = await start_sink(s)
-    gateway = await run_gateway(
-        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
-    )
-    try:
+    async with _quarantining(run_gateway, ["421 4.3.2 shutting down"]) as (s, gateway):
         await _quarantine_one(gateway)
-        while gateway.tasks or gateway.notice_retries:
-            await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
-    finally:
-        hop_server.close()
+        await _notices_done(gateway)
     assert (s.attempts, s.accepted) == (3, [])
     assert '"delivered": false' in capsys.readouterr().err
 
@@ -992,13 +997,8 @@ async def test_a_notice_deferred_while_stopping_is_not_tried_again_after_the_sto
     run_gateway, monkeypatch, capsys
 ):
     monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
-    s = ScriptedSink(["451 4.3.0 try again later"])
-    s.hold = asyncio.Event()
-    hop_server, hop = await start_sink(s)
-    gateway = await run_gateway(
-        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
-    )
-    try:
+    async with _quarantining(run_gateway, ["451 4.3.0 try again later"]) as (s, gateway):
+        s.hold = asyncio.Event()
         await _quarantine_one(gateway)
         await s.got_data.wait()  # the notice's first attempt, held at the next hop
         stopping = asyncio.ensure_future(gateway.stop(grace=10))
@@ -1006,28 +1006,19 @@ async def test_a_notice_deferred_while_stopping_is_not_tried_again_after_the_sto
         s.hold.set()  # ... deferred while the gateway stops
         await stopping
         await asyncio.sleep(0.3)
-    finally:
-        hop_server.close()
     assert s.attempts == 1 and not gateway.notice_retries
     assert '"event": "notices_abandoned"' in capsys.readouterr().err
 
 
 async def test_a_stop_does_not_wait_for_a_notice_to_be_tried_again(run_gateway, monkeypatch, capsys):
     monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (3600.0,))
-    s = ScriptedSink(["451 4.3.0 try again later"])
-    hop_server, hop = await start_sink(s)
-    gateway = await run_gateway(
-        next_hop={"host": "127.0.0.1", "port": hop}, policy={"on_block": "quarantine"}
-    )
-    try:
+    async with _quarantining(run_gateway, ["451 4.3.0 try again later"]) as (s, gateway):
         await _quarantine_one(gateway)
         await _settled(gateway)
         assert len(gateway.notice_retries) == 1
         started = time.monotonic()
         await gateway.stop(grace=30)
         assert time.monotonic() - started < 5
-    finally:
-        hop_server.close()
     assert not gateway.notice_retries
     assert '"event": "notices_abandoned"' in capsys.readouterr().err
 
