@@ -241,7 +241,10 @@ def test_staff_names_are_no_reason_to_read_a_sentence() -> None:
 
 
 def _plain_candidate_regions(text: str, ignore: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
-    """What candidate_regions is to give, written plainly: every capital tried by the regular expressions."""
+    """What candidate_regions is to give, written plainly: every capital tried by the regular expressions.
+
+    The spans are found independently of gateway/ner.py (the comparison is about finding them);
+    the windows around them come from the same merge."""
     found = [m.span() for m in ner._INSIDE.finditer(text)]
     known = {
         w
@@ -251,16 +254,7 @@ def _plain_candidate_regions(text: str, ignore: frozenset[str] = frozenset()) ->
     }
     for word in known:
         found += [m.span() for m in re.finditer(rf"(?<![\w'’:-]){re.escape(word)}(?![\w'’:-])", text)]
-    regions: list[tuple[int, int]] = []
-    for start, end in sorted(found):
-        if ignore and ner._known(ner.fold(text[start:end].rstrip(":'’")), ignore):
-            continue
-        start, end = max(0, start - ner.REGION_CHARS), min(len(text), end + ner.REGION_CHARS)
-        if regions and start <= regions[-1][1]:
-            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
-        else:
-            regions.append((start, end))
-    return regions
+    return ner._regions(text, found, ignore)  # the windows around them: one merge for both
 
 
 # Pieces of text that stress the byte copy: capitals in and outside Latin-1, letters, digits and
