@@ -95,12 +95,12 @@ def _weighted(path: Path, column: str, count: int) -> tuple[list[str], list[int]
 
 def export(clients: int, seed: int, path: Path) -> None:
     """A semicolon-separated export with Swedish headers and a BOM, as Excel on Windows writes it."""
-    names = corpus.SHARED_DATA / "names"
+    names = corpus.TEST_DATA / "names"
     women = _weighted(names / "tilltalsnamn-kvinnor.csv", "name", 3000)
     men = _weighted(names / "tilltalsnamn-man.csv", "name", 3000)
     surnames = _weighted(names / "efternamn_old_small.csv", "lastname", 1000)
     numbers = json.loads(
-        (corpus.SHARED_DATA / "personnummer" / "skatteverket_test_numbers_sample.json").read_text("utf-8")
+        (corpus.TEST_DATA / "personnummer" / "skatteverket_test_numbers_sample.json").read_text("utf-8")
     )
     pool = numbers["personnummer"] + numbers["samordningsnummer"]
     rng = random.Random(seed)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-PERSONNUMMER_DATA = SHARED_DATA / "personnummer"
+# Public test data copied into the repository (origins and licences in tests/data/README.md).
+TEST_DATA = REPO / "tests" / "data"
+PERSONNUMMER_DATA = TEST_DATA / "personnummer"
 # Rules take today's date as an argument: a fixed one keeps the tests reproducible.
 TODAY = date(2026, 11, 26)
 TEST_KEY = b"brukarvakt-test-key-not-for-production"
@@ -21,7 +22,7 @@ TEST_KEY = b"brukarvakt-test-key-not-for-production"
 def skatteverket() -> dict[str, list[str]]:
     path = PERSONNUMMER_DATA / "skatteverket_test_numbers_sample.json"
     if not path.exists():
-        raise RuntimeError(f"Skatteverket's test numbers are missing: {path} (../shared beside the repo)")
+        raise RuntimeError(f"Skatteverket's test numbers are missing: {path}")
     data = json.loads(path.read_text(encoding="utf-8"))
     return {"personnummer": data["personnummer"], "samordningsnummer": data["samordningsnummer"]}
 

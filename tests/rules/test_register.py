@@ -15,7 +15,7 @@ from rules.engine import ScanContext
 from rules.fingerprint import fingerprint
 from rules.hits import Hit
 from rules.normalize import normalize
-from tests.conftest import SHARED_DATA, TEST_KEY, TODAY
+from tests.conftest import TEST_DATA, TEST_KEY, TODAY
 from tests.rules.register_clients import ROWS, personnummer
 
 
@@ -183,7 +183,7 @@ def test_made_up_staff_names_give_no_client_finding() -> None:
 def _klintan_sentences(limit: int = 3000) -> list[str]:
     sentences: list[str] = []
     tokens: list[str] = []
-    with (SHARED_DATA / "ner" / "klintan_train.txt").open(encoding="utf-8") as f:
+    with (TEST_DATA / "ner" / "klintan_train_first3000.txt").open(encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").rsplit(None, 1)
             if len(parts) == 2:
