@@ -310,6 +310,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="train on at most N sentences (quick trials)")
     parser.add_argument("--evaluate-only", action="store_true", help="score --out/model-best, do not train")
     args = parser.parse_args(argv)
+    # The corpora are not part of the repository (tests/data holds only a cut of klintan and no SUC tags).
+    needed = [args.data / "klintan_train.txt", args.data / "suc3_dev.jsonl"]
+    needed += [
+        args.names / f
+        for f in ("tilltalsnamn-kvinnor.csv", "tilltalsnamn-man.csv", "efternamn_old_small.csv")
+    ]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        print(
+            f"train_ner: training data missing: {', '.join(missing)} (give the folders with --data and --names; "
+            "the sources are listed in tests/data/README.md)",
+            file=sys.stderr,
+        )
+        return 2
 
     import spacy
     from spacy.cli.train import train
