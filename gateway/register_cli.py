@@ -20,7 +20,9 @@ from gateway.errors import UserError
 from gateway.keys import fingerprint_key
 from models.register import Client, ImportSummary, RowProblem
 from rules import personnummer
-from rules.register import RegisterTables, build, e164, fold, street_address
+from rules.register.folding import fold
+from rules.register.keys import RegisterTables, build
+from rules.register.normalise import e164, street_address
 
 EXIT_OK, EXIT_REJECTED = 0, 1
 # Header names as the care system may write them, folded (case, diacritics, spaces as `_`).

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from gateway.errors import UserError
 from models.register import RegisterInfo
-from rules.register import KeyTable, RegisterIndex, RegisterTables, key_check
+from rules.register.keys import KeyTable, RegisterTables, key_check
+from rules.register.matcher import RegisterIndex
 
 MAGIC = b"BRUKARVAKT-REGISTER\n"
 VERSION = 1

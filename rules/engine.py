@@ -15,7 +15,7 @@ from rules.fingerprint import fingerprint
 from rules.guidance import suggestion
 from rules.hits import Hit
 from rules.normalize import NormalizedText, normalize
-from rules.register import RegisterIndex
+from rules.register.matcher import RegisterIndex
 
 
 class CustomerLookup(Protocol):

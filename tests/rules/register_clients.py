@@ -51,7 +51,8 @@ def secret_forms() -> list[str]:
     """Every way a client's identifiers could show up in an output that must not hold them."""
     import re
 
-    from rules.register import COMMON_WORD_NAMES, e164, fold
+    from rules.register.folding import COMMON_WORD_NAMES, fold
+    from rules.register.normalise import e164
 
     forms: set[str] = set()
     for row in ROWS:

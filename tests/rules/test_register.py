@@ -10,11 +10,15 @@ import pytest
 from models.findings import Segment
 from models.register import Client
 from rules import engine
-from rules import register as reg
 from rules.engine import ScanContext
 from rules.fingerprint import fingerprint
 from rules.hits import Hit
 from rules.normalize import normalize
+from rules.register import matcher
+from rules.register.folding import fold
+from rules.register.keys import build, index_key, token_hash
+from rules.register.matcher import RegisterIndex
+from rules.register.normalise import e164
 from tests.conftest import TEST_DATA, TEST_KEY, TODAY
 from tests.rules.register_clients import ROWS, personnummer
 
@@ -26,7 +30,7 @@ def clients(rows: tuple[tuple[str, str, str, int, str, str], ...] = ROWS) -> lis
             first_names=r[1],
             last_name=r[2],
             personnummer=personnummer(r),
-            phones=(p,) if (p := reg.e164(r[4]) if r[4] else None) else (),
+            phones=(p,) if (p := e164(r[4]) if r[4] else None) else (),
             address=r[5] or None,
         )
         for r in rows
@@ -34,11 +38,11 @@ def clients(rows: tuple[tuple[str, str, str, int, str, str], ...] = ROWS) -> lis
 
 
 @cache
-def index() -> reg.RegisterIndex:
-    return reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+def index() -> RegisterIndex:
+    return RegisterIndex(build(clients(), TEST_KEY), TEST_KEY)
 
 
-def found(text: str, idx: reg.RegisterIndex | None = None) -> list[Hit]:
+def found(text: str, idx: RegisterIndex | None = None) -> list[Hit]:
     return list((idx or index()).detect(normalize(text)))
 
 
@@ -263,7 +267,7 @@ def test_another_house_on_the_clients_street_is_no_finding() -> None:
     assert found("Videvägen 15 och Kvarngränd 30 och Ljungstigen") == []
 
 
-def context(idx: reg.RegisterIndex | None = None) -> ScanContext:
+def context(idx: RegisterIndex | None = None) -> ScanContext:
     idx = idx or index()
     return ScanContext(
         fingerprint_key=TEST_KEY,
@@ -306,14 +310,14 @@ def test_a_name_finding_has_the_fingerprint_of_first_name_and_surname_as_found_a
 
 def test_a_name_two_clients_share_is_still_blocked_but_names_no_customer_number() -> None:
     twins = ROWS[:2] + (("20099", "Ingegerd", "Öhrnvall", 150, "", ""),)
-    idx = reg.RegisterIndex(reg.build(clients(twins), TEST_KEY), TEST_KEY)
+    idx = RegisterIndex(build(clients(twins), TEST_KEY), TEST_KEY)
     hit = one_in(idx, "Ingegerd Öhrnvall har ringt.")
     assert (hit.kind, hit.severity, hit.customer_number) == ("client_name", "block", None)
     finding = next(engine.scan([Segment(part="text", text="Ingegerd Öhrnvall")], context(idx)))
     assert "kundnummer" in finding.suggestion and "200" not in finding.suggestion
 
 
-def one_in(idx: reg.RegisterIndex, text: str) -> Hit:
+def one_in(idx: RegisterIndex, text: str) -> Hit:
     hits = found(text, idx)
     assert len(hits) == 1, hits
     return hits[0]
@@ -328,8 +332,8 @@ def test_invisible_characters_inside_a_name_do_not_hide_it_and_the_span_is_the_o
 def test_the_word_memory_gives_the_same_answers_when_it_is_full_and_started_afresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
-    monkeypatch.setattr(reg, "CACHE_LIMIT", 50)
+    idx = RegisterIndex(build(clients(), TEST_KEY), TEST_KEY)
+    monkeypatch.setattr(matcher, "CACHE_LIMIT", 50)
     text = "Ingegerd Öhrnvall och fru Berg. " + " ".join(f"ord{i}" for i in range(200))
     first = [(h.start, h.customer_number) for h in found(text, idx)]
     second = [(h.start, h.customer_number) for h in found(text, idx)]
@@ -338,7 +342,7 @@ def test_the_word_memory_gives_the_same_answers_when_it_is_full_and_started_afre
 
 
 def test_the_register_tables_hold_no_name_in_clear() -> None:
-    tables = reg.build(clients(), TEST_KEY)
+    tables = build(clients(), TEST_KEY)
     blob = b"".join(
         (
             tables.phrases.keys.tobytes(),
@@ -349,7 +353,7 @@ def test_the_register_tables_hold_no_name_in_clear() -> None:
     )
     for row in ROWS:
         for word in re.findall(r"\w{3,}", f"{row[1]} {row[2]} {row[5]}"):
-            for form in {word, word.lower(), reg.fold(word)}:
+            for form in {word, word.lower(), fold(word)}:
                 assert form.encode("utf-8") not in blob
     assert tables.customer_numbers == tuple(r[0] for r in ROWS)
 
@@ -367,12 +371,12 @@ def test_passing_over_words_that_continue_no_name_never_loses_a_finding(
     text = "\n".join(x for pair in zip(news, planted * 20, strict=False) for x in pair)
     fast = [
         (h.start, h.end, h.kind, h.customer_number)
-        for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
+        for h in found(text, RegisterIndex(build(clients(), TEST_KEY), TEST_KEY))
     ]
-    monkeypatch.setattr(reg.RegisterIndex, "_may_continue", lambda *args: True)
+    monkeypatch.setattr(RegisterIndex, "_may_continue", lambda *args: True)
     slow = [
         (h.start, h.end, h.kind, h.customer_number)
-        for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
+        for h in found(text, RegisterIndex(build(clients(), TEST_KEY), TEST_KEY))
     ]
     assert fast == slow and len(fast) >= len(planted)
 
@@ -404,9 +408,7 @@ def test_occurrences_passed_over_do_not_shift_the_one_found_after_them() -> None
         "Ingegerd kom. Ingegerdsson och Ingegerd. Hej Ingegerd Ingegerd\n"
         "Ingegerd Öhrnvall, och Ingegerd igen, Ingegerd Öhrnvall!"
     )
-    spans = [
-        (h.start, h.end) for h in found(text, reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY))
-    ]
+    spans = [(h.start, h.end) for h in found(text, RegisterIndex(build(clients(), TEST_KEY), TEST_KEY))]
     starts = [m.start() for m in re.finditer("Ingegerd Öhrnvall", text)]
     assert spans == [(s, s + len("Ingegerd Öhrnvall")) for s in starts]
 
@@ -419,11 +421,11 @@ def test_the_word_memory_carried_from_message_to_message_never_loses_a_finding()
         + _klintan_sentences(200)
     )
 
-    def answers(idx: reg.RegisterIndex, text: str) -> list[tuple[int, int, str, str | None]]:
+    def answers(idx: RegisterIndex, text: str) -> list[tuple[int, int, str, str | None]]:
         return [(h.start, h.end, h.kind, h.customer_number) for h in found(text, idx)]
 
-    fresh = [answers(reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY), m) for m in messages]
-    shared = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    fresh = [answers(RegisterIndex(build(clients(), TEST_KEY), TEST_KEY), m) for m in messages]
+    shared = RegisterIndex(build(clients(), TEST_KEY), TEST_KEY)
     first_round = [answers(shared, m) for m in messages]
     second_round = [answers(shared, m) for m in reversed(messages)][::-1]
     assert first_round == second_round == fresh
@@ -438,9 +440,9 @@ def test_findings_on_several_lines_carry_each_its_own_line_and_column() -> None:
 
 
 def test_the_search_hashes_a_word_as_the_register_was_built() -> None:
-    idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    idx = RegisterIndex(build(clients(), TEST_KEY), TEST_KEY)
     for word in ("ohrnvall", "tjarnlov", "14", "+46701740605", "ö", "x" * 200):
-        assert idx._hash(idx._cache, word) == reg.token_hash(reg.index_key(TEST_KEY), word)
+        assert idx._hash(idx._cache, word) == token_hash(index_key(TEST_KEY), word)
 
 
 def test_the_remembered_pairs_are_dropped_past_their_limit_and_the_answers_stay_the_same(
@@ -448,8 +450,8 @@ def test_the_remembered_pairs_are_dropped_past_their_limit_and_the_answers_stay_
 ) -> None:
     text = "Hej Ingegerd, Ingegerd Öhrnvall och fru Berg. Ingegerd. Per Gräsvik, Ottilia Lind."
     expected = [(h.start, h.customer_number) for h in found(text)]
-    monkeypatch.setattr(reg, "PAIR_LIMIT", 2)
-    idx = reg.RegisterIndex(reg.build(clients(), TEST_KEY), TEST_KEY)
+    monkeypatch.setattr(matcher, "PAIR_LIMIT", 2)
+    idx = RegisterIndex(build(clients(), TEST_KEY), TEST_KEY)
     for _ in range(3):
         assert [(h.start, h.customer_number) for h in found(text, idx)] == expected
         assert len(idx._cache.pairs) == 0  # dropped after each message: more than two pairs

@@ -1,0 +1,1 @@
+"""The client register: known clients kept as keyed hashes, and their search in a text."""
