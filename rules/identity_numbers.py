@@ -1,4 +1,4 @@
-"""Detector: personnummer, samordningsnummer and interim numbers, less phones and references."""
+"""Detector: personnummer, samordningsnummer and interim numbers, less phones, references and ids."""
 
 from __future__ import annotations
 
@@ -8,8 +8,66 @@ from datetime import date
 from rules import personnummer, phones
 from rules.hits import Hit
 from rules.normalize import NormalizedText
+from rules.personnummer import IdentityNumber
+from rules.words import MACHINE_TOKEN_LETTER_SEGMENTS, NUMBER_LABELS
 
 RULE = "id-number"
+
+# A machine token: segments of letters, digits, `_` and `-`, joined by dots, with no space inside.
+TOKEN_JOINER = "."
+SEGMENT_PUNCTUATION = "_-"
+# An e-mail address's local part is written by a person (`anna.berg.8112289874@...`), not a machine.
+ADDRESS_MARK = "@"
+# How far a token is read on either side of the number, in characters: Eclipse's ids are ~80.
+TOKEN_REACH = 256
+_LABELS = frozenset(NUMBER_LABELS)
+
+
+def _segment_char(ch: str) -> bool:
+    return ch.isalnum() or ch in SEGMENT_PUNCTUATION
+
+
+def _token_char(ch: str) -> bool:
+    return ch == TOKEN_JOINER or _segment_char(ch)
+
+
+def _joined(text: str, dot: int, beyond: int) -> bool:
+    """A dot at `dot` joins the number to a segment at `beyond`: a sentence's full stop has a space
+    or the end of the text beyond it."""
+    # `beyond` is one step further out than `dot`: within the text, both are.
+    return 0 <= beyond < len(text) and text[dot] == TOKEN_JOINER and _segment_char(text[beyond])
+
+
+def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
+    """An unseparated 10-digit run that is one segment of a dotted machine token whose other
+    segments hold letters (`cdt.managedbuild.tool.gnu.archiver.base.2109625547`), not a number.
+
+    Separated and 12-digit forms are written by people and keep counting, in any token.
+    """
+    start, end = number.start, number.end
+    if number.separator or end - start != 10 or number.kind == "interimsnummer":
+        return False
+    # Most numbers stand between spaces or punctuation: two characters on either side decide.
+    if not (_joined(text, start - 1, start - 2) or _joined(text, end, end + 1)):
+        return False
+    low = start
+    floor = max(0, start - TOKEN_REACH)
+    while low > floor and _token_char(text[low - 1]):
+        low -= 1
+    high = end
+    ceiling = min(len(text), end + TOKEN_REACH)
+    while high < ceiling and _token_char(text[high]):
+        high += 1
+    # The run must be a whole segment: `x-8112289874.a.b` or `journal_8112289874.a.b` is not.
+    whole = (start == low or text[start - 1] == TOKEN_JOINER) and (high == end or text[end] == TOKEN_JOINER)
+    if not whole or text.startswith(ADDRESS_MARK, high):
+        return False
+    before = text[low : start - 1] if start > low else ""
+    others = before.split(TOKEN_JOINER) + text[end + 1 : high].split(TOKEN_JOINER)
+    if any(segment.casefold() in _LABELS for segment in others):
+        return False
+    lettered = sum(1 for segment in others if any(ch.isalpha() for ch in segment))
+    return lettered >= MACHINE_TOKEN_LETTER_SEGMENTS
 
 
 def detect(
@@ -17,11 +75,14 @@ def detect(
     today: date,
     customer_numbers: frozenset[str] = frozenset(),
 ) -> Iterator[Hit]:
-    """Identity numbers in text, less phone numbers, references and known customer numbers."""
+    """Identity numbers in text, less phone numbers, references, machine identifiers and known
+    customer numbers."""
     for number in personnummer.find(text.text, today, text.one_byte):
         if customer_numbers and text.text[number.start : number.end] in customer_numbers:
             continue
         if phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number):
+            continue
+        if is_machine_identifier(text.text, number):
             continue
         start, end = text.span_to_original(number.start, number.end)
         yield Hit(
