@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 
@@ -21,21 +22,26 @@ ADDRESS_MARK = "@"
 # How far a token is read on either side of the number, in characters: Eclipse's ids are ~80.
 TOKEN_REACH = 256
 _LABELS = frozenset(NUMBER_LABELS)
-
-
-def _segment_char(ch: str) -> bool:
-    return ch.isalnum() or ch in SEGMENT_PUNCTUATION
-
-
-def _token_char(ch: str) -> bool:
-    return ch == TOKEN_JOINER or _segment_char(ch)
+_SEGMENT_CHAR = re.compile(rf"[\w{re.escape(SEGMENT_PUNCTUATION)}]")
+_TOKEN_RUN = re.compile(rf"[\w{re.escape(SEGMENT_PUNCTUATION + TOKEN_JOINER)}]*")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _joined(text: str, dot: int, beyond: int) -> bool:
     """A dot at `dot` joins the number to a segment at `beyond`: a sentence's full stop has a space
     or the end of the text beyond it."""
     # `beyond` is one step further out than `dot`: within the text, both are.
-    return 0 <= beyond < len(text) and text[dot] == TOKEN_JOINER and _segment_char(text[beyond])
+    return (
+        0 <= beyond < len(text)
+        and text[dot] == TOKEN_JOINER
+        and _SEGMENT_CHAR.match(text, beyond) is not None
+    )
+
+
+def _token_run(text: str, pos: int, endpos: int) -> int:
+    """How many token characters follow `pos`."""
+    run = _TOKEN_RUN.match(text, pos, endpos)
+    return run.end() - pos if run else 0
 
 
 def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
@@ -50,14 +56,9 @@ def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
     # Most numbers stand between spaces or punctuation: two characters on either side decide.
     if not (_joined(text, start - 1, start - 2) or _joined(text, end, end + 1)):
         return False
-    low = start
-    floor = max(0, start - TOKEN_REACH)
-    while low > floor and _token_char(text[low - 1]):
-        low -= 1
-    high = end
-    ceiling = min(len(text), end + TOKEN_REACH)
-    while high < ceiling and _token_char(text[high]):
-        high += 1
+    # The token's ends, at C speed: backwards as a match on the reversed text before the number.
+    low = start - _token_run(text[max(0, start - TOKEN_REACH) : start][::-1], 0, TOKEN_REACH)
+    high = end + _token_run(text, end, end + TOKEN_REACH)
     # The run must be a whole segment: `x-8112289874.a.b` or `journal_8112289874.a.b` is not.
     whole = (start == low or text[start - 1] == TOKEN_JOINER) and (high == end or text[end] == TOKEN_JOINER)
     if not whole or text.startswith(ADDRESS_MARK, high):
@@ -66,7 +67,7 @@ def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
     others = before.split(TOKEN_JOINER) + text[end + 1 : high].split(TOKEN_JOINER)
     if any(segment.casefold() in _LABELS for segment in others):
         return False
-    lettered = sum(1 for segment in others if any(ch.isalpha() for ch in segment))
+    lettered = sum(1 for segment in others if _LETTER.search(segment))
     return lettered >= MACHINE_TOKEN_LETTER_SEGMENTS
 
 
