@@ -96,8 +96,13 @@ class RegisterTables:
 
 
 def _first_name_variants(first_names: str) -> list[list[str]]:
-    """The whole first-name field, and each first name alone (`Karl-Erik` keeps both its parts)."""
-    variants = [words(first_names)] + [words(name) for name in first_names.split()]
+    """The whole first-name field, each first name alone, and each part of a hyphenated one alone.
+
+    `Karl-Erik Ansgar` gives `karl erik ansgar`, `karl erik`, `ansgar`, `karl` and `erik`: staff
+    call Cecilia-Monica Johansson "Monica Johansson" as often as by her whole name.
+    """
+    whole = words(first_names)
+    variants = [whole] + [words(name) for name in first_names.split()] + [[part] for part in whole]
     unique: list[list[str]] = []
     for v in variants:
         if v and v not in unique:
