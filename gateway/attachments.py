@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import PurePosixPath
 
-from gateway.extractors import archives, images, messages, office, pdf, textual
+from gateway.extractors import archives, images, messages, office, pdf, signatures, textual
 from gateway.extractors.base import Attachment, Extracted, Extractor, Recurse, Unreadable
 from models.config import Limits
 
@@ -58,6 +58,13 @@ BY_TYPE: dict[str, Extractor] = {
     "image/gif": images.image,
     "image/bmp": images.image,
     "image/webp": images.image,
+    # Signatures and encryption: signed content read, a detached signature skipped, encrypted held.
+    "application/pkcs7-mime": signatures.signed_or_encrypted,
+    "application/x-pkcs7-mime": signatures.signed_or_encrypted,
+    "application/pkcs7-signature": signatures.signed_or_encrypted,
+    "application/x-pkcs7-signature": signatures.signed_or_encrypted,
+    "application/pgp-signature": signatures.signed_or_encrypted,
+    "application/pgp-encrypted": signatures.signed_or_encrypted,
 }
 BY_EXTENSION: dict[str, Extractor] = {
     ".txt": textual.plain,
@@ -108,6 +115,13 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".gif": images.image,
     ".bmp": images.image,
     ".webp": images.image,
+    ".p7m": signatures.signed_or_encrypted,
+    ".p7s": signatures.signed_or_encrypted,
+    ".p7c": signatures.signed_or_encrypted,
+    ".sig": signatures.signed_or_encrypted,
+    ".asc": signatures.signed_or_encrypted,
+    ".pgp": signatures.signed_or_encrypted,
+    ".gpg": signatures.signed_or_encrypted,
 }
 # Formats known and not read here, with what the sender can do instead (shown in the guidance).
 NOT_READ: dict[str, str] = {
@@ -184,6 +198,7 @@ MAGIC: tuple[tuple[bytes, Extractor], ...] = (
     (b"\x1f\x8b", archives.compressed),
     (b"BZh", archives.compressed),
     (b"\xfd7zXZ\x00", archives.compressed),
+    (signatures.ARMOUR_HINT.encode(), signatures.signed_or_encrypted),
 )
 
 
@@ -219,7 +234,7 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
         out.check_time(limits)
         extractor(att, out, limits, recurse)
     except Unreadable as e:
-        out.unreadable(att.part, att.content_type, str(e))
+        out.unreadable(att.part, att.content_type, str(e), encrypted=e.encrypted)
     except MemoryError:
         out.unreadable(att.part, att.content_type, "för stor för att läsas")
     except Exception as e:  # a parser library's own failure on a broken file

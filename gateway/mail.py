@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any, cast
 
 from gateway import attachments
 from gateway.attachments import Attachment, Extracted
+from gateway.extractors import signatures
+from gateway.extractors.base import ENCRYPTED_MESSAGE
 from gateway.text import decode_bytes, html_to_text
 from models.config import Limits
 from models.findings import Segment, Unscanned
@@ -129,7 +132,7 @@ class _Message(Message):
         """What get_payload(decode=True) gives, when that is the body as it came; else None."""
         if self.raw_body is None:
             return None
-        if str(self.get("content-transfer-encoding", "")).strip().lower() in _DECODED_TRANSFER_ENCODINGS:
+        if transfer_encoding(self) in _DECODED_TRANSFER_ENCODINGS:
             return None
         return self.raw_body
 
@@ -156,6 +159,18 @@ class _Message(Message):
             memo = self.__dict__["_content_type"] = (key, super().get_content_type())
         return str(memo[1])
 
+    def get_content_maintype(self) -> str:
+        # compat32's feed parser reads the body of every message/* part as a message, whatever its
+        # transfer encoding: a forwarded message sent in base64 became a message without headers
+        # whose text was the base64 itself, and what the forwarded message said passed unread.
+        # To the parser (and to everything else that asks for the main type) such a part is not a
+        # message: it is held as its encoded body, which the walk decodes and parses as the message
+        # it is (`_Walker.inner_messages`). Its full type is still message/...
+        maintype = super().get_content_maintype()
+        if maintype == "message" and transfer_encoding(self) in _DECODED_TRANSFER_ENCODINGS:
+            return ENCODED_MESSAGE_MAINTYPE
+        return maintype
+
     def _get_params_preserve(self, failobj: object, header: str) -> object:
         value = self.get(header)
         if not isinstance(value, str):
@@ -172,6 +187,12 @@ class _Message(Message):
 _DECODED_TRANSFER_ENCODINGS = frozenset(
     {"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"}
 )
+# The main type a message/* part in one of those encodings gives the parser: a body, not a message.
+ENCODED_MESSAGE_MAINTYPE = "application"
+
+
+def transfer_encoding(msg: Message) -> str:
+    return str(msg.get("content-transfer-encoding", "")).strip().lower()
 
 
 def _drops_index(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -214,9 +235,9 @@ def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
 
 
 class _Walker:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, out: Extracted | None = None) -> None:
         self.limits = limits
-        self.out = Extracted()
+        self.out = Extracted(read_message=read_message) if out is None else out
         self.bodies = 0
         # Address headers parsed once per message: the scan and the policy's From/To read the same.
         self.parsed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
@@ -257,8 +278,10 @@ class _Walker:
             self.out.add(f"{prefix}filename", name, self.limits)
         # (Only a multipart's payload is read here: a single part's would be decoded to text in vain.)
         payload = msg.get_payload() if msg.is_multipart() else None
-        if ctype == "message/rfc822" or (isinstance(payload, list) and ctype.startswith("message/")):
+        if ctype.startswith("message/"):
             self.inner_messages(msg, label or f"{prefix}message", depth)
+            if ctype == "message/partial":
+                self.unscanned(label or f"{prefix}message", ctype, PARTIAL_REASON)
             return
         if isinstance(payload, list):
             for sub in payload:
@@ -278,7 +301,13 @@ class _Walker:
                 else f"{prefix}body[{self.bodies}]:{ctype}"
             )
             text = decode_bytes(data, charset)
-            self.out.add(part, html_to_text(text) if ctype == "text/html" else text, self.limits)
+            if ctype == "text/html":
+                text = html_to_text(text)
+            if signatures.ARMOUR_HINT in text:  # PGP inline: signed text is read, encrypted held
+                text, encrypted = signatures.readable_text(text)
+                if encrypted:
+                    self.out.unreadable(part, ctype, ENCRYPTED_MESSAGE, encrypted=True)
+            self.out.add(part, text, self.limits)
             return
         attachments.extract(
             Attachment(
@@ -294,9 +323,11 @@ class _Walker:
         )
 
     def inner_messages(self, msg: Message, label: str, depth: int) -> None:
+        """A message inside this one (forwarded as message/rfc822 or message/global, or a
+        delivery report's parts): its headers and parts, located under `label`."""
         payload = msg.get_payload()
         inner = [m for m in payload if isinstance(m, Message)] if isinstance(payload, list) else []
-        if not inner:  # not parsed (e.g. encoded): decode and parse it ourselves
+        if not inner:  # held as its encoded body (see _Message.get_content_maintype): decoded here
             inner = [_message_from_bytes(self.payload_bytes(msg))]
         for i, sub in enumerate(inner, 1):
             prefix = f"{label}/" if len(inner) == 1 else f"{label}[{i}]/"
@@ -316,10 +347,17 @@ class _Walker:
     def payload_bytes(msg: Message) -> bytes:
         if isinstance(msg, _Message) and (body := msg.body_bytes()) is not None:
             return body
-        if str(msg.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+        encoding = transfer_encoding(msg)
+        if encoding in ("base64", "quoted-printable"):
             raw = msg.get_payload()
-            if isinstance(raw, str):
-                return _lenient_base64(raw)
+            if isinstance(raw, str):  # (compat32 decodes neither when the name has spaces around it)
+                if encoding == "base64":
+                    return _lenient_base64(raw)
+                try:
+                    encoded = raw.encode("ascii", "surrogateescape")
+                except UnicodeEncodeError:  # a message made in memory, not parsed from bytes
+                    encoded = raw.encode("utf-8")
+                return quopri.decodestring(encoded)
         try:
             data = msg.get_payload(decode=True)
         except Exception:
@@ -347,6 +385,12 @@ class _Walker:
 
     def unscanned(self, name: str, ctype: str, reason: str) -> None:
         self.out.unscanned.append(Unscanned(name=name, content_type=ctype, reason=reason))
+
+
+# A message sent in fragments (RFC 2046 5.2.2) cannot be read whole from one of them: a number
+# can be split between two fragments, or a fragment can end inside a base64 line. What the
+# fragment shows is read; the message is unscannable all the same.
+PARTIAL_REASON = "del av ett meddelande som skickats i flera delar (message/partial)"
 
 
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
@@ -463,13 +507,17 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
     )
 
 
-def extract_into(data: bytes, out: Extracted, limits: Limits, prefix: str, depth: int) -> None:
-    """A message found inside an attachment (an .eml in a zip): same walk, same budgets as its carrier."""
-    msg = parse(data)
-    walker = _Walker(limits)
-    walker.out = out
+def read_message(att: Attachment, out: Extracted, limits: Limits) -> None:
+    """A message found inside an attachment (an .eml in a zip, a signed S/MIME entity): the same
+    walk under the attachment's location, one level deeper, within the same budgets as its carrier.
+
+    The extractors are given this (Extracted.read_message) rather than importing this module:
+    they sit below mail parsing."""
+    msg = parse(att.data)
+    walker = _Walker(limits, out)
+    prefix = f"{att.part}/"
     walker.headers(msg, prefix)
-    walker.walk(msg, prefix, depth)
+    walker.walk(msg, prefix, att.depth + 1)
 
 
 def _decoded_headers(msg: Message, names: tuple[str, ...]) -> dict[str, list[str]]:

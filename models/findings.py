@@ -60,6 +60,8 @@ class Unscanned(Frozen):
     name: str
     content_type: str
     reason: str
+    # Encrypted mail (S/MIME, OpenPGP): policy.on_encrypted decides about it, not on_unscannable.
+    encrypted: bool = False
 
 
 class SenderContext(Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import PurePosixPath
 
+from gateway.extractors import office
 from gateway.extractors.base import (
     CHUNK,
     RATIO_FLOOR_BYTES,
@@ -26,8 +27,6 @@ ODF_MIMETYPES = {
 
 
 def zip_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    from gateway.extractors import office
-
     zf = open_zip(att, out, limits)
     names = set(zf.namelist())
     document = next((kind for marker, kind in OOXML_MARKERS if marker in names), None)

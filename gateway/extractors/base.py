@@ -18,8 +18,21 @@ class Unreadable(Exception):
 
     Reasons are Swedish: the sender reads them in the guidance ("En del kunde inte granskas: ...")."""
 
+    # Encrypted mail has a policy of its own (policy.on_encrypted): the unscanned part says so.
+    encrypted = False
+
 
 ENCRYPTED = "lösenordsskyddad (krypterad)"
+ENCRYPTED_MESSAGE = "krypterat meddelande"
+
+
+class EncryptedMessage(Unreadable):
+    """Mail encrypted to its recipients (S/MIME enveloped-data, OpenPGP): no one but they can read it."""
+
+    encrypted = True
+
+    def __init__(self) -> None:
+        super().__init__(ENCRYPTED_MESSAGE)
 
 
 @dataclass
@@ -34,6 +47,9 @@ class Extracted:
     pages: int = 0
     members: int = 0
     started: float = field(default_factory=time.monotonic)
+    # How a message found inside an attachment (an .eml, a signed S/MIME entity) is read: given by
+    # gateway.mail, which sits above the extractors and is never imported by them.
+    read_message: ReadMessage | None = field(default=None, repr=False, compare=False)
 
     def add(self, part: str, text: str, limits: Limits) -> None:
         self.extracted_bytes += len(text)
@@ -67,8 +83,16 @@ class Extracted:
         if self.seconds_left(limits) <= 0:
             raise Unreadable(f"granskningen tog längre än {limits.scan_timeout_seconds:g} s")
 
-    def unreadable(self, part: str, content_type: str, reason: str) -> None:
-        self.unscanned.append(Unscanned(name=part, content_type=content_type, reason=reason))
+    def unreadable(self, part: str, content_type: str, reason: str, encrypted: bool = False) -> None:
+        self.unscanned.append(
+            Unscanned(name=part, content_type=content_type, reason=reason, encrypted=encrypted)
+        )
+
+    def message(self, att: Attachment, limits: Limits) -> None:
+        """Read the attachment's bytes as a mail message (headers and MIME parts) into this result."""
+        if self.read_message is None:  # only a caller outside a message's walk gets here
+            raise Unreadable("inbäddat meddelande kan inte läsas här")
+        self.read_message(att, self, limits)
 
 
 @dataclass(frozen=True)
@@ -100,6 +124,8 @@ class Attachment:
 
 
 Recurse = Callable[[Attachment, Extracted], None]
+# Reads an attachment's bytes as a mail message into `out`, one level below the attachment.
+ReadMessage = Callable[[Attachment, Extracted, Limits], None]
 # An extractor adds the attachment's text to `out` (or raises Unreadable); `recurse` lets
 # container formats hand their members back to the dispatcher.
 Extractor = Callable[[Attachment, Extracted, Limits, Recurse], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.extractors.base import Attachment, Extracted, Recurse, Unreadable
+from gateway.extractors.base import Attachment, EncryptedMessage, Extracted, Recurse, Unreadable
 from gateway.text import decode_bytes, html_to_text
 from models.config import Limits
 
@@ -22,9 +22,7 @@ ENCRYPTED_CLASSES = ("ipm.note.smime",)
 
 
 def eml(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    from gateway import mail
-
-    mail.extract_into(att.data, out, limits, f"{att.part}/", att.depth + 1)
+    out.message(att, limits)
 
 
 def outlook_msg(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
@@ -43,7 +41,7 @@ def _msg_contents(message: Any, att: Attachment, out: Extracted, limits: Limits,
     out.check_time(limits)
     class_type = str(getattr(message, "classType", "") or "").lower()
     if class_type.startswith(ENCRYPTED_CLASSES) and "multipartsigned" not in class_type:
-        raise Unreadable("krypterad (S/MIME)")
+        raise EncryptedMessage()
     for field, header in MSG_FIELDS:
         try:
             value = getattr(message, field, None)
@@ -98,7 +96,7 @@ def _msg_attachment(item: Any, att: Attachment, out: Extracted, limits: Limits, 
         try:
             _msg_contents(data, inner, out, limits, recurse)
         except Unreadable as e:
-            out.unreadable(inner.part, inner.content_type, str(e))
+            out.unreadable(inner.part, inner.content_type, str(e), encrypted=e.encrypted)
 
 
 def _safe(obj: Any, attribute: str) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from gateway.extractors import messages
 from gateway.extractors.base import (
     ENCRYPTED,
     Attachment,
@@ -275,8 +276,6 @@ def _ole_streams(data: bytes) -> set[str]:
 
 def compound_file(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
     """An OLE file whose type was not said: what its streams show it to be decides the reader."""
-    from gateway.extractors import messages
-
     streams = _ole_streams(att.data)
     if streams & ENCRYPTED_STREAMS:
         raise Unreadable(ENCRYPTED)

@@ -6,6 +6,7 @@ import io
 import re
 from typing import Any
 
+from gateway import ocr
 from gateway.extractors.base import ENCRYPTED, Attachment, Extracted, Recurse, Unreadable
 from models.config import Limits
 
@@ -76,8 +77,6 @@ def _page_images(
     page: Any, part: str, text: str, out: Extracted, limits: Limits, cache: dict[str, str]
 ) -> None:
     """Scanned pages are pictures: each image on the page is read by text recognition."""
-    from gateway import ocr
-
     declared, forms = _declared_xobjects(page)
     for width, height in declared:
         if width * height > limits.max_image_pixels:
