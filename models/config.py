@@ -68,6 +68,8 @@ class Policy(Section):
     staff: tuple[StaffMember | str, ...] = ()
     on_block: Literal["reject", "quarantine"] = "reject"
     on_unscannable: Literal["block", "warn"] = "block"
+    # Encrypted mail (S/MIME, OpenPGP) cannot be read either; unset, on_unscannable decides it.
+    on_encrypted: Literal["block", "warn"] | None = None
     # Severity of a person name found by the NER model in a message with care context.
     person_name: Literal["warn", "block", "off"] = "warn"
     # Send the sender a note when a message passes with warnings.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from models.config import Policy, Secure
 from models.findings import Finding, SenderContext, Unscanned, Verdict, VerdictName
@@ -37,6 +38,17 @@ def manager_may_send(sender: SenderContext, policy: Policy, secure: Secure) -> t
     return True, "chef via sekretesskyddad e-post"
 
 
+def unscannable_action(part: Unscanned, policy: Policy) -> Literal["block", "warn"]:
+    """block or warn: encrypted mail by policy.on_encrypted (unset: as any unread part)."""
+    if part.encrypted and policy.on_encrypted is not None:
+        return policy.on_encrypted
+    return policy.on_unscannable
+
+
+def _unscannable_reason(parts: tuple[Unscanned, ...]) -> str:
+    return "encrypted" if parts and all(u.encrypted for u in parts) else "unscannable"
+
+
 def decide(
     findings: Iterable[Finding],
     unscanned: Iterable[Unscanned],
@@ -46,6 +58,7 @@ def decide(
 ) -> Verdict:
     found = tuple(findings)
     unread = tuple(unscanned)
+    held = tuple(u for u in unread if unscannable_action(u, policy) == "block")
 
     def verdict(name: VerdictName, reason: str, manager_exception: bool = False) -> Verdict:
         return Verdict(
@@ -59,11 +72,11 @@ def decide(
         )
 
     blocking = any(f.severity == "block" for f in found)
-    if blocking or (unread and policy.on_unscannable == "block"):
+    if blocking or held:
         allowed, why = manager_may_send(sender, policy, secure)
         if allowed:
             return verdict("pass", "manager-exception", manager_exception=True)
-        return verdict("block", f"{'identifier' if blocking else 'unscannable'}: {why}")
+        return verdict("block", f"{'identifier' if blocking else _unscannable_reason(held)}: {why}")
     if found or unread:
-        return verdict("warn", "warning" if found else "unscannable")
+        return verdict("warn", "warning" if found else _unscannable_reason(unread))
     return verdict("pass", "clean")

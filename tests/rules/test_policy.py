@@ -93,3 +93,61 @@ def test_unscannable_blocks_by_default_and_warns_when_configured() -> None:
     lenient = Policy(managers=(MANAGER,), on_unscannable="warn")
     verdict = decide([], unread, SenderContext(), lenient, SECURE)
     assert verdict.verdict == "warn" and verdict.unscannable
+
+
+# ---- encrypted mail: policy.on_encrypted, unset as on_unscannable ----------------------------------
+
+ENCRYPTED = Unscanned(
+    name="attachment:smime.p7m",
+    content_type="application/pkcs7-mime",
+    reason="krypterat meddelande",
+    encrypted=True,
+)
+BROKEN = Unscanned(
+    name="attachment:lista.zip", content_type="application/zip", reason="inte ett läsbart zip-arkiv"
+)
+STAFF = SenderContext(authenticated_as="anna@kommun.se", envelope_sender="anna@kommun.se")
+
+
+@pytest.mark.parametrize(
+    ("on_unscannable", "on_encrypted", "expected"),
+    [
+        ("block", None, "block"),
+        ("warn", None, "warn"),
+        ("block", "warn", "warn"),
+        ("warn", "block", "block"),
+    ],
+)
+def test_encrypted_mail_follows_on_encrypted_and_without_it_on_unscannable(
+    on_unscannable: str, on_encrypted: str | None, expected: str
+) -> None:
+    policy = Policy(managers=(MANAGER,), on_unscannable=on_unscannable, on_encrypted=on_encrypted)  # type: ignore[arg-type]
+    verdict = decide([], [ENCRYPTED], STAFF, policy, SECURE)
+    assert verdict.verdict == expected and verdict.unscannable
+    assert verdict.reason.split(":")[0] == "encrypted"
+
+
+def test_letting_encrypted_mail_pass_does_not_let_an_unreadable_part_pass() -> None:
+    policy = Policy(managers=(MANAGER,), on_encrypted="warn")
+    assert decide([], [ENCRYPTED], STAFF, policy, SECURE).verdict == "warn"
+    verdict = decide([], [ENCRYPTED, BROKEN], STAFF, policy, SECURE)
+    assert verdict.verdict == "block" and verdict.reason.startswith("unscannable:")
+
+
+def test_letting_encrypted_mail_pass_does_not_let_an_identifier_pass() -> None:
+    policy = Policy(managers=(MANAGER,), on_encrypted="warn")
+    verdict = decide([finding()], [ENCRYPTED], STAFF, policy, SECURE)
+    assert verdict.verdict == "block" and verdict.reason.startswith("identifier:")
+
+
+def test_a_manager_may_send_encrypted_mail_on_a_secure_route_and_staff_may_not() -> None:
+    verdict = decide([], [ENCRYPTED], manager(), POLICY, SECURE)
+    assert verdict.verdict == "pass" and verdict.manager_exception
+    assert decide([], [ENCRYPTED], manager(tls=False), POLICY, SECURE).verdict == "block"
+    assert decide([], [ENCRYPTED], STAFF, POLICY, SECURE).verdict == "block"
+
+
+def test_on_encrypted_accepts_block_warn_or_nothing() -> None:
+    assert Policy().on_encrypted is None
+    with pytest.raises(ValueError, match="on_encrypted"):
+        Policy(on_encrypted="pass")  # type: ignore[arg-type]
