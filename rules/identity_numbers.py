@@ -17,7 +17,7 @@ RULE = "id-number"
 # A machine token: segments of letters, digits, `_` and `-`, joined by dots, with no space inside.
 TOKEN_JOINER = "."
 SEGMENT_PUNCTUATION = "_-"
-# An e-mail address's local part is written by a person (`anna.berg.8112289874@...`), not a machine.
+# An e-mail address's local part is written by a person (`anna.berg.NNNNNNNNNN@...`), not a machine.
 ADDRESS_MARK = "@"
 # How far a token is read on either side of the number, in characters: Eclipse's ids are ~80.
 TOKEN_REACH = 256
@@ -46,7 +46,7 @@ def _token_run(text: str, pos: int, endpos: int) -> int:
 
 def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
     """An unseparated 10-digit run that is one segment of a dotted machine token whose other
-    segments hold letters (`cdt.managedbuild.tool.gnu.archiver.base.2109625547`), not a number.
+    segments hold letters (`cdt.managedbuild.tool.gnu.archiver.base.NNNNNNNNNN`), not a number.
 
     Separated and 12-digit forms are written by people and keep counting, in any token.
     """
@@ -59,7 +59,7 @@ def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
     # The token's ends, at C speed: backwards as a match on the reversed text before the number.
     low = start - _token_run(text[max(0, start - TOKEN_REACH) : start][::-1], 0, TOKEN_REACH)
     high = end + _token_run(text, end, end + TOKEN_REACH)
-    # The run must be a whole segment: `x-8112289874.a.b` or `journal_8112289874.a.b` is not.
+    # The run must be a whole segment: `x-NNNNNNNNNN.a.b` or `journal_NNNNNNNNNN.a.b` is not.
     whole = (start == low or text[start - 1] == TOKEN_JOINER) and (high == end or text[end] == TOKEN_JOINER)
     if not whole or text.startswith(ADDRESS_MARK, high):
         return False

@@ -51,12 +51,12 @@ NEGATIVE_CONTEXT_WORDS = (
 CONTEXT_WINDOW = 40
 
 # A 10-digit run that is one segment of a dotted machine token is an identifier
-# (`cdt.managedbuild.tool.gnu.archiver.base.2109625547` in a build file), when at least this many
-# of the token's other segments hold letters: one word before the dot (`Pnr.8112289874`) or after
-# it (`8112289874.Hon` with the space forgotten) is a person's writing, not a machine's.
+# (`cdt.managedbuild.tool.gnu.archiver.base.NNNNNNNNNN` in a build file), when at least this many
+# of the token's other segments hold letters: one word before the dot (`Pnr.NNNNNNNNNN`) or after
+# it (`NNNNNNNNNN.Hon` with the space forgotten) is a person's writing, not a machine's.
 MACHINE_TOKEN_LETTER_SEGMENTS = 2
 # A segment that labels the number makes a dotted token a person's writing after all
-# (`Pers.nr.8112289874`, `p.nr.8112289874`, `pnr.8112289874.txt`).
+# (`Pers.nr.NNNNNNNNNN`, `p.nr.NNNNNNNNNN`, `pnr.NNNNNNNNNN.txt`).
 NUMBER_LABELS = (
     "nr",
     "pnr",
