@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ from pydantic import ValidationError
 
 from gateway.errors import UserError
 from models.config import Config
+
+# Where a command looks for its config when --config is not given, in order; then the defaults.
+CONFIG_ENV = "BRUKARVAKT_CONFIG"
+SEARCH_PATHS = (Path("config.yaml"), Path("/etc/brukarvakt/config.yaml"))
 
 # Keys holding paths that are resolved against the config file's folder.
 _PATH_KEYS = (
@@ -87,3 +92,21 @@ def load(path: Path | None) -> Config:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"config {path} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     return _resolve(parse(raw, str(path)), path.resolve().parent)
+
+
+def locate(explicit: Path | None) -> Path | None:
+    """The config file a command uses: --config, else $BRUKARVAKT_CONFIG, else the first of
+    ./config.yaml and /etc/brukarvakt/config.yaml that exists, else None (the embedded defaults).
+
+    A file named explicitly (option or variable) must exist: a typo must not fall back silently
+    to another config.
+    """
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV, "").strip()
+    if from_env:
+        path = Path(from_env)
+        if not path.exists():
+            raise UserError(f"{CONFIG_ENV}={from_env}: no such file")
+        return path
+    return next((path for path in SEARCH_PATHS if path.is_file()), None)

@@ -1,4 +1,4 @@
-"""The sender's guidance notice: an RFC 3464 report in Swedish about what was found and what to write.
+"""The sender's guidance notice: an RFC 3464 report in Swedish about what was found and what to write, and its sending.
 
 The notice holds the original's headers with every identifier masked, never its body. It is
 sent with `MAIL FROM:<>` and `Auto-Submitted: auto-replied` (RFC 3834), straight to the next
@@ -8,20 +8,26 @@ notices cannot loop.
 
 from __future__ import annotations
 
+import asyncio
 import email.header
 import email.parser
 import email.policy
 import re
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.charset import QP, Charset
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
+from gateway.delivery import deliver
+from gateway.logs import log
+from models.config import Config
 from models.findings import Verdict
 from rules.engine import redact_numbers
 from rules.guidance import SAFE_WAYS, WHAT, place
+from rules.policy import domain_of
 
 MAX_FINDINGS_LISTED = 20
 HEADER_LINE_MAX = 76
@@ -224,3 +230,112 @@ def build_notice(
         report["In-Reply-To"] = original_id
         report["References"] = original_id
     return report.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+NOTICE_MAIL_FROM = ""
+# Waits before a notice is tried again after a temporary failure of the next hop.
+NOTICE_RETRY_SECONDS = (30.0, 120.0, 600.0)
+NOTICE_RETRIES_HELD = 1000  # notices waiting at most (each holds a few KB: the original's headers)
+
+
+class NoticeSender:
+    """Sends guidance notices straight to the next hop (never scanned by us: no loop), with retries.
+
+    In quarantine mode the notice is the sender's only word of why the mail did not arrive: a next
+    hop that is briefly down must not swallow it. A stop does not wait for retries: the held
+    message is on disk either way.
+    """
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.sending: set[asyncio.Task[Any]] = set()  # attempts under way: a stop waits for them
+        self.retries: set[asyncio.Task[Any]] = set()  # waiting to be tried again: a stop cancels them
+        self.closing = False
+
+    def notify(
+        self,
+        config: Config,
+        original: bytes,
+        verdict: Verdict,
+        mail_from: str,
+        rcpt_tos: list[str],
+        *,
+        reference: str | None = None,
+        redact: Redact | None = None,
+    ) -> None:
+        """Build and send the notice in the background, unless RFC 3834 says not to answer."""
+        self._track(self._notify(config, original, verdict, mail_from, rcpt_tos, reference, redact))
+
+    def _track(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+        return task
+
+    async def _notify(
+        self,
+        config: Config,
+        original: bytes,
+        verdict: Verdict,
+        mail_from: str,
+        rcpt_tos: list[str],
+        reference: str | None,
+        redact: Redact | None,
+    ) -> None:
+        try:
+            if not should_notify(original, mail_from):
+                return  # RFC 3834: never answer a notice, a bounce or an auto-reply
+            notice = build_notice(
+                original,
+                verdict,
+                mail_from,
+                rcpt_tos,
+                self.hostname,
+                datetime.now(UTC),
+                reference=reference,
+                redact=redact,
+            )
+        except Exception as e:
+            log("notice_failed", "error", error=type(e).__name__)
+            return
+        await self._send(config, notice, mail_from, attempt=1)
+
+    async def _send(self, config: Config, notice: bytes, mail_from: str, attempt: int) -> None:
+        try:
+            delivery = await deliver(config, NOTICE_MAIL_FROM, [mail_from], notice)
+        except Exception as e:
+            log("notice_failed", "error", error=type(e).__name__, attempt=attempt)
+            return
+        domain = domain_of(mail_from)
+        if delivery.delivered or delivery.code >= 500 or attempt > len(NOTICE_RETRY_SECONDS):
+            log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain, attempt=attempt)
+            return
+        if self.closing or len(self.retries) >= NOTICE_RETRIES_HELD:
+            # Stopping, or the next hop has been refusing for long: the held message is on disk.
+            log("notices_abandoned", "warning", count=1, code=delivery.code, domain=domain, attempt=attempt)
+            return
+        delay = NOTICE_RETRY_SECONDS[attempt - 1]
+        log("notice_deferred", "warning", code=delivery.code, domain=domain, attempt=attempt, retry_in=delay)
+        retry = asyncio.ensure_future(self._retry(config, notice, mail_from, attempt + 1, delay))
+        self.retries.add(retry)
+        retry.add_done_callback(self.retries.discard)
+        retry.add_done_callback(self.sending.discard)
+
+    async def _retry(self, config: Config, notice: bytes, mail_from: str, attempt: int, delay: float) -> None:
+        await asyncio.sleep(delay)  # a stop cancels the wait
+        # From here on an attempt under way, which a stop lets finish like any other.
+        this = asyncio.current_task()
+        if this is not None:
+            self.retries.discard(this)
+            self.sending.add(this)
+        await self._send(config, notice, mail_from, attempt)
+
+    def stop(self) -> None:
+        """No more retries: the ones waiting are dropped (their messages are held or delivered)."""
+        self.closing = True
+        if self.retries:
+            log("notices_abandoned", "warning", count=len(self.retries))
+            for task in list(self.retries):
+                task.cancel()

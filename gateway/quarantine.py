@@ -1,4 +1,4 @@
-"""Held messages: stored durably with a JSON sidecar, and `brukarvakt quarantine` to manage them.
+"""The quarantine store: held messages, each stored durably with a JSON sidecar.
 
 Each held message is a folder `<quarantine.path>/<id>/` with `message.eml` (the bytes as
 received) and `meta.json` (envelope, verdict with masked findings, time, size, SHA-256). The
@@ -8,20 +8,16 @@ an item is either complete or absent, never half there. Files are mode 0600, fol
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import email.parser
 import email.policy
 import fcntl
-import getpass
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import AuditLog
-from gateway.delivery import deliver, fsync_dir
+from gateway.delivery import fsync_dir
 from gateway.errors import UserError
 from models.audit import Action, AuditFinding, AuditRecord
 from models.config import Config
-from models.delivery import Delivery
 from models.findings import Location, Verdict
 from rules.engine import redact_numbers
 
@@ -83,8 +78,27 @@ class Held:
     def verdict(self) -> dict[str, Any]:
         return dict(self.meta["verdict"])
 
+    @property
+    def secure_route(self) -> bool:
+        return bool(self.verdict.get("secure_route"))
+
     def message(self) -> bytes:
         return (self.path / MESSAGE).read_bytes()
+
+    def verified_message(self) -> bytes:
+        """The held bytes, refused when they no longer match the checksum taken when held."""
+        data = self.message()
+        if hashlib.sha256(data).hexdigest() != self.meta.get("sha256"):
+            raise UserError(f"the message of {self.id} does not match its sidecar's checksum; not released")
+        return data
+
+    def release_header(self, actor: str) -> bytes:
+        """The one header the gateway adds to mail it hands on, saying who released this one."""
+        kinds = list(dict.fromkeys(str(f["kind"]) for f in self.verdict.get("findings", [])))
+        parts = ["released", f"id={self.id}"] + ([f"kinds={','.join(kinds)}"] if kinds else [])
+        by = re.sub(r"[^\w.@+-]", "_", actor.encode("ascii", "replace").decode("ascii"))
+        parts.append(f"by={by}")
+        return ("X-Brukarvakt-Verdict: " + "; ".join(parts) + "\r\n").encode("ascii")
 
 
 class QuarantineStore:
@@ -200,45 +214,17 @@ class QuarantineStore:
         finally:
             os.close(fd)
 
-    async def release(self, item_id: str, audit: AuditLog | None = None) -> Delivery:
-        """Send a held message on; it is removed only after the next hop's 250, and audited."""
+    def delete(self, item_id: str, audit: AuditLog, *, actor: str, note: str | None = None) -> None:
+        """Delete a held message, audited with who did it and why, before it is gone."""
         with self.claimed(item_id) as held:
-            return await self._release(held, audit)
-
-    async def _release(self, held: Held, audit: AuditLog | None) -> Delivery:
-        item_id = held.id
-        data = held.message()
-        if hashlib.sha256(data).hexdigest() != held.meta.get("sha256"):
-            raise UserError(f"the message of {item_id} does not match its sidecar's checksum; not released")
-        header = _release_header(held)
-        result = await deliver(
-            self.config,
-            held.mail_from,
-            held.rcpt_tos,
-            header + data,
-            secure=bool(held.verdict.get("secure_route")),
-        )
-        if result.delivered:
-            try:
-                (audit or AuditLog(self.config.audit.path, self.redact)).append(
-                    self.audit_record(held, "released", data)
-                )
-            finally:
-                self.remove(item_id)  # delivered: keeping it would invite a second release
-        return result
-
-    def delete(self, item_id: str, audit: AuditLog | None = None) -> None:
-        with self.claimed(item_id) as held:
-            (audit or AuditLog(self.config.audit.path, self.redact)).append(
-                self.audit_record(held, "deleted")
-            )
+            audit.append(self.audit_record(held, "deleted", actor=actor, note=note))
             self.remove(item_id)
 
-    def purge(self, now: datetime | None = None, audit: AuditLog | None = None) -> list[str]:
+    def purge(self, audit: AuditLog, *, actor: str, now: datetime | None = None) -> list[str]:
         """Delete what is older than `quarantine.retention_days`; returns the ids removed."""
         now = now or datetime.now(UTC)
         cutoff = now - timedelta(days=self.config.quarantine.retention_days)
-        log = audit or AuditLog(self.config.audit.path, self.redact)
+        log = audit
         removed = []
         for item_id in self.ids():
             try:
@@ -252,7 +238,7 @@ class QuarantineStore:
             try:
                 with self.claimed(item_id) if held is not None else contextlib.nullcontext(held) as claimed:
                     if claimed is not None:
-                        log.append(self.audit_record(claimed, "purged"))
+                        log.append(self.audit_record(claimed, "purged", actor=actor))
                     self.remove(item_id)
             except UserError:
                 continue  # being released or deleted right now, or gone already
@@ -269,7 +255,15 @@ class QuarantineStore:
                 if age > STALE_PARTIAL or path.name.startswith(TRASH_PREFIX):
                     shutil.rmtree(path, ignore_errors=True)
 
-    def audit_record(self, held: Held, action: Action, data: bytes | None = None) -> AuditRecord:
+    def audit_record(
+        self,
+        held: Held,
+        action: Action,
+        data: bytes | None = None,
+        *,
+        actor: str,
+        note: str | None = None,
+    ) -> AuditRecord:
         verdict = held.verdict
         try:
             message_id = _message_id(data if data is not None else held.message())
@@ -282,7 +276,7 @@ class QuarantineStore:
             envelope_sender=held.mail_from,
             recipient_domains=tuple(sorted({r.rpartition("@")[2].lower() for r in held.rcpt_tos})),
             verdict=verdict.get("verdict", "block"),
-            reason=f"{verdict.get('reason', '')}; {action} from quarantine by {_operator()}",
+            reason=f"{verdict.get('reason', '')}; {action} from quarantine",
             manager_exception=bool(verdict.get("manager_exception")),
             action=action,
             findings=tuple(
@@ -300,103 +294,12 @@ class QuarantineStore:
             size=int(held.meta.get("size", 0)),
             scan_seconds=0.0,
             quarantine_id=held.id,
+            actor=actor,
+            note=note,
         )
-
-
-def _release_header(held: Held) -> bytes:
-    """The one header the gateway adds to mail it hands on, saying this one was released."""
-    kinds = list(dict.fromkeys(str(f["kind"]) for f in held.verdict.get("findings", [])))
-    parts = ["released", f"id={held.id}"] + ([f"kinds={','.join(kinds)}"] if kinds else [])
-    return ("X-Brukarvakt-Verdict: " + "; ".join(parts) + "\r\n").encode("ascii")
 
 
 def _message_id(data: bytes) -> str | None:
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
     value = str(headers.get("Message-ID", "")).strip()
     return value or None
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
-
-
-# --- the CLI ---------------------------------------------------------------------------------
-
-
-def _findings_summary(verdict: dict[str, Any]) -> str:
-    kinds: dict[str, int] = {}
-    for f in verdict.get("findings", []):
-        kinds[str(f.get("kind"))] = kinds.get(str(f.get("kind")), 0) + 1
-    parts = [f"{k} x{n}" if n > 1 else k for k, n in kinds.items()]
-    if verdict.get("unscanned"):
-        parts.append(f"unscanned x{len(verdict['unscanned'])}")
-    return ", ".join(parts) or str(verdict.get("reason", ""))
-
-
-def _list(store: QuarantineStore) -> int:
-    out = sys.stdout
-    ids = store.ids()
-    if not ids:
-        out.write(f"no held messages in {store.root}\n")
-        return 0
-    out.write(f"{'ID':<31} {'HELD (UTC)':<16}  {'SENDER':<30} {'RCPT':>4} {'SIZE':>8}  FOUND\n")
-    for item_id in ids:
-        try:
-            held = store.get(item_id)
-            when = held.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-            out.write(
-                f"{item_id:<31} {when:<16}  {store.redact(held.mail_from) or '<>':<30} "
-                f"{len(held.rcpt_tos):>4} {held.meta.get('size', 0):>8}  {_findings_summary(held.verdict)}\n"
-            )
-        except (UserError, KeyError, ValueError):
-            out.write(f"{item_id:<31} (sidecar unreadable: see the folder; the message is kept)\n")
-    return 0
-
-
-def _show(store: QuarantineStore, item_id: str) -> int:
-    held = store.get(item_id)
-    shown = dict(held.meta)
-    # The sidecar's texts were masked when stored; masking again costs nothing and covers an
-    # address that holds an identifier. The message body is never shown: it holds the identifiers.
-    shown["envelope"] = {
-        "mail_from": store.redact(held.mail_from),
-        "rcpt_tos": [store.redact(r) for r in held.rcpt_tos],
-    }
-    sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
-    return 0
-
-
-def _release(store: QuarantineStore, item_id: str) -> int:
-    result = asyncio.run(store.release(item_id))
-    if result.delivered:
-        print(f"released {item_id}: {result.reply}")
-        return 0
-    print(f"not released {item_id}, still held: next hop answered {result.reply}")
-    return 1
-
-
-def run(args: argparse.Namespace) -> int:
-    from gateway.config import load
-
-    store = QuarantineStore(load(args.config))
-    try:
-        if args.action == "list":
-            return _list(store)
-        if args.action == "show":
-            return _show(store, args.id)
-        if args.action == "release":
-            return _release(store, args.id)
-        if args.action == "delete":
-            store.delete(args.id)
-            print(f"deleted {args.id}")
-            return 0
-        removed = store.purge()
-        days = store.config.quarantine.retention_days
-        print(f"purged {len(removed)} held message(s) older than {days} days")
-        return 0
-    except OSError as e:
-        where = e.filename or store.root
-        raise UserError(f"quarantine {where}: {e.strerror or type(e).__name__}") from None

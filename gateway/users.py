@@ -1,4 +1,4 @@
-"""The gateway's own SMTP AUTH users: argon2 password hashes in a file, and `brukarvakt user`.
+"""The users store: the gateway's own SMTP AUTH users, argon2 password hashes in a file.
 
 The file is one user per line, `address:argon2-hash`, like a Dovecot passwd-file, so that an
 administrator can read which users exist; lines starting with # are comments. It is written
@@ -8,15 +8,15 @@ file or the new one, never half of it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
-import getpass
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.errors import UserError
 
@@ -24,9 +24,7 @@ _ADDRESS = re.compile(r"[^\s:@]+@[^\s:@]+")
 MIN_PASSWORD_LENGTH = 8
 
 
-def _hasher():  # type: ignore[no-untyped-def]
-    from argon2 import PasswordHasher  # lazy: only serve and `user` need it
-
+def _hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
@@ -106,8 +104,6 @@ class Users:
 
     def verify(self, address: str, password: str) -> bool:
         """Whether the password is the user's; constant work for unknown users too."""
-        from argon2.exceptions import InvalidHashError, VerificationError
-
         hashed = self._current().get(address.strip().lower())
         try:
             if hashed is None:
@@ -122,30 +118,15 @@ class Users:
 _DUMMY: dict[int, str] = {}
 
 
-def _dummy_hash(hasher) -> str:  # type: ignore[no-untyped-def]
+def _dummy_hash(hasher: PasswordHasher) -> str:
     key = id(hasher)
     if key not in _DUMMY:
         _DUMMY[key] = hasher.hash("brukarvakt-no-such-user")
     return _DUMMY[key]
 
 
-def _read_password(address: str) -> str:
-    if sys.stdin.isatty():
-        first = getpass.getpass(f"Lösenord för {address}: ")
-        if getpass.getpass("Samma lösenord igen: ") != first:
-            raise UserError("the passwords differ; nothing was changed")
-        password = first
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"the password must be at least {MIN_PASSWORD_LENGTH} characters; nothing was changed"
-        )
-    return password
-
-
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """One `brukarvakt user` change at a time: two at once would each write back what they read."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,32 +138,3 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def run(args: argparse.Namespace) -> int:
-    from gateway.config import load
-
-    config = load(args.config)
-    path = config.auth.users_file
-    if path is None:
-        raise UserError("auth.users_file is not set in the config: set it to where the users file should be")
-    if args.action == "list":
-        for address in sorted(read(path)):
-            print(address)
-        return 0
-    address = check_address(args.address)
-    password = _read_password(address) if args.action == "add" else ""
-    with _locked(path):
-        users = read(path)
-        if args.action == "remove":
-            if address not in users:
-                raise UserError(f"no user {address} in {path}")
-            del users[address]
-            write(path, users)
-            print(f"removed {address}", file=sys.stderr)
-            return 0
-        existed = address in users
-        users[address] = hash_password(password)
-        write(path, users)
-    print(f"{'changed password of' if existed else 'added'} {address}", file=sys.stderr)
-    return 0

@@ -1,4 +1,4 @@
-"""The shape of one audit-log decision: what compliance needs, and nothing that names a person."""
+"""The shapes of audit-log lines: decisions about messages and security events, naming no person."""
 
 from __future__ import annotations
 
@@ -10,9 +10,20 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from models.findings import Kind, Location, Severity, Verdict, VerdictName
 
-# What happened to the message: the gateway's decisions, then what the quarantine commands did.
+# What happened to the message: the gateway's decisions, then what was done with a held one later.
 Action = Literal[
     "delivered", "rejected", "quarantined", "deferred", "failed", "released", "deleted", "purged"
+]
+# Events that are not a decision about a message: who tried what and was refused, and what
+# people did with the log's own data. Compliance sees attempts, not only the mail that got through.
+EventAction = Literal[
+    "auth-failed",  # a wrong password or an unknown user at SMTP AUTH (the user name only)
+    "refused",  # 530 (not allowed to send) or 553 (MAIL FROM not the login) during the session
+    "upstream-unparsed",  # a trusted upstream's Received header that is not Postfix's
+    "shown-in-clear",  # a held message shown unmasked (break-the-glass), with the reason typed
+    "console-login",  # a console user signed in, or failed to
+    "console-search",  # a search of the audit by person (the search term is never written)
+    "console-export",  # a search result exported
 ]
 
 
@@ -47,6 +58,9 @@ class AuditRecord(BaseModel):
     size: int
     scan_seconds: float
     quarantine_id: str | None = None
+    # Who acted on a held message (release, delete) and why, as they typed it (masked on writing).
+    actor: str | None = None
+    note: str | None = None
 
     @field_validator("time")
     @classmethod
@@ -110,6 +124,8 @@ class AuditRecord(BaseModel):
         body["reason"] = redact(body["reason"])
         for finding in body["findings"]:
             finding["location"]["part"] = redact(finding["location"]["part"])
+        if body["note"]:
+            body["note"] = redact(body["note"])
         return body
 
     def masked(self, redact: Callable[[str], str]) -> AuditRecord:
@@ -125,6 +141,7 @@ class AuditRecord(BaseModel):
                 "envelope_sender": redact(self.envelope_sender),
                 "recipient_domains": tuple(redact(d) for d in self.recipient_domains),
                 "reason": redact(self.reason),
+                "note": redact(self.note) if self.note else self.note,
                 "findings": tuple(
                     f.model_copy(
                         update={"location": f.location.model_copy(update={"part": redact(f.location.part)})}
@@ -133,3 +150,39 @@ class AuditRecord(BaseModel):
                 ),
             }
         )
+
+
+class AuditEvent(BaseModel):
+    """A security or console event in the same hash chain as the decisions.
+
+    `login` is a user name as typed (never a password); `envelope_sender` the MAIL FROM that was
+    refused; `detail` a fixed word or a reply code; `note` what a person typed as the reason.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time: datetime
+    action: EventAction
+    client_address: str | None = None
+    login: str | None = None
+    envelope_sender: str | None = None
+    detail: str = ""
+    actor: str | None = None
+    quarantine_id: str | None = None
+    note: str | None = None
+    result: Literal["ok", "refused", "failed"] = "refused"
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a time zone")
+        return value.astimezone(UTC)
+
+    def masked_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        """The line's fields with every text a person chose (user name, address, reason) masked."""
+        body = self.model_dump(mode="json")
+        for key in ("login", "envelope_sender", "note", "detail"):
+            if body[key]:
+                body[key] = redact(body[key])
+        return body

@@ -23,14 +23,26 @@ class TLS(Section):
     key: Path | None = None
 
 
+LOOPBACK = ("127.0.0.1", "::1")
+
+
 class Auth(Section):
     users_file: Path | None = None
-    # Loopback by default: the gateway listens on 127.0.0.1 and the MTA in front of it (or a
-    # local test client) runs on the same machine. Such a client vouches for nobody unless its
-    # top-most Received header names an authenticated sender.
-    trusted_upstreams: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Peers whose top-most Received header is believed (Postfix in front). None: loopback while
+    # the gateway has no users of its own (a fresh install accepts mail from this machine only,
+    # and such a client vouches for nobody unless that header names an authenticated sender);
+    # nobody once `users_file` is set, since any process on the host could then relay and name
+    # any sender in a Received header. An operator who wants loopback trusted lists it.
+    trusted_upstreams: tuple[str, ...] | None = None
     # A sender whose MAIL FROM is not the authenticated identity is refused unless this is true.
     allow_sender_mismatch: bool = False
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """The trusted upstreams in force: as listed, or the default described above."""
+        if self.trusted_upstreams is not None:
+            return self.trusted_upstreams
+        return LOOPBACK if self.users_file is None else ()
 
 
 class NextHop(Section):

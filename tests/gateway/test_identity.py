@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.identity import NOBODY, from_message, parse_received, top_received
+from gateway.smtp.upstream import NOBODY, UNREADABLE, from_message, parse_received, top_received
 
 # As Postfix 3.7 writes it with smtpd_sasl_authenticated_header = yes, folded as Postfix folds.
 POSTFIX_SUBMISSION = (
@@ -82,6 +82,7 @@ def test_two_login_comments_are_ambiguous_and_name_nobody():
         "by mx (Postfix) with ESMTPSA id 8"
     )
     assert twice.authenticated_as is None
+    assert not twice.readable  # not Postfix's doing: a security event, not just nobody
 
 
 def test_the_client_comment_itself_is_not_read_as_a_login():
@@ -90,8 +91,10 @@ def test_the_client_comment_itself_is_not_read_as_a_login():
 
 
 def test_a_header_postfix_did_not_write_names_nobody():
-    assert parse_received("by mx.example with ESMTPSA") == NOBODY
-    assert parse_received("from a (a [192.0.2.1]) (unbalanced (Authenticated sender: c@k.example)") == NOBODY
+    assert parse_received("by mx.example with ESMTPSA") == UNREADABLE
+    assert (
+        parse_received("from a (a [192.0.2.1]) (unbalanced (Authenticated sender: c@k.example)") == UNREADABLE
+    )
     assert from_message(REST) == NOBODY
 
 

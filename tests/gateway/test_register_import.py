@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import register_cli, register_store
+from gateway import register_store
 from gateway.cli import main
+from gateway.cli import register as register_cli
 from gateway.config import load
 from gateway.errors import UserError
 from gateway.scanner import Scanner

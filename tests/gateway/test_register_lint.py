@@ -14,6 +14,7 @@ from gateway.audit import AuditLog
 from gateway.cli import main
 from gateway.config import load
 from gateway.notice import build_notice
+from gateway.pipeline import Stage
 from gateway.scanner import Scanner
 from models.audit import AuditRecord
 from models.findings import SenderContext
@@ -180,9 +181,7 @@ def test_the_gateways_reply_notice_and_audit_line_name_customer_numbers_and_no_c
 @pytest.mark.parametrize("scan", [True, False])
 def test_the_gateways_own_audit_log_masks_client_names_not_only_numbers(config: Path, scan: bool) -> None:
     # --no-scan reads no mail, but its audit lines are masked as carefully.
-    from gateway.server import State
-
-    state = State.build(load(config), scan=scan)
+    state = Stage.build(load(config), scan=scan)
     assert (state.scanner is None) is not scan
     masked = state.audit.redact("Re: Karl-Erik Tjärnlöv och 070-174 06 05")
     assert not leaked(masked), masked

@@ -21,8 +21,10 @@ import pytest
 from aiosmtpd.smtp import SMTP as SinkSMTP
 
 from gateway import replies
+from gateway.audit import GroupCommit
 from gateway.config import parse
-from gateway.server import DEFAULT_TRUSTED, Gateway, State
+from gateway.pipeline import INLINE_SCAN_BYTES, INLINE_SCAN_SECONDS, Stage, small_text
+from gateway.smtp.server import SmtpGateway, build
 from models.config import Config
 from rules.engine import ScanContext, hits
 from tests.conftest import TEST_KEY, TODAY, test_personnummer
@@ -121,11 +123,8 @@ async def start_sink(sink: Sink) -> tuple[asyncio.base_events.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def start_gateway(
-    config: Config, *, scan: bool = True, default_trusted: tuple[str, ...] = ()
-) -> Gateway:
-    state = State.build(config, scan=scan, default_trusted=default_trusted)
-    gateway = Gateway(state, scan=scan, default_trusted=default_trusted)
+async def start_gateway(config: Config, *, scan: bool = True) -> SmtpGateway:
+    gateway = await build(config, scan=scan)
     await gateway.start()
     return gateway
 
@@ -160,12 +159,10 @@ async def sink() -> AsyncIterator[tuple[Sink, int]]:
 
 @pytest.fixture()
 def run_gateway(tmp_path: Path, key_env: bytes) -> Callable[..., Any]:
-    started: list[Gateway] = []
+    started: list[SmtpGateway] = []
 
-    async def run(scan: bool = True, default_trusted: tuple[str, ...] = (), **overrides: Any) -> Gateway:
-        gateway = await start_gateway(
-            make_config(tmp_path, **overrides), scan=scan, default_trusted=default_trusted
-        )
+    async def run(scan: bool = True, **overrides: Any) -> SmtpGateway:
+        gateway = await start_gateway(make_config(tmp_path, **overrides), scan=scan)
         started.append(gateway)
         return gateway
 
@@ -173,8 +170,8 @@ def run_gateway(tmp_path: Path, key_env: bytes) -> Callable[..., Any]:
     for gateway in started:
         if gateway.server is not None:
             gateway.server.close()
-        gateway.scan_pool.shutdown(wait=False)
-        gateway.audit_writer.pool.shutdown(wait=False)
+        gateway.pipeline.scan_pool.shutdown(wait=False)
+        gateway.pipeline.audit_writer.pool.shutdown(wait=False)
 
 
 def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
@@ -287,8 +284,8 @@ async def test_a_client_hanging_up_after_the_final_dot_does_not_cut_the_hand_on_
     sending.cancel()
     smtp.close()  # gone before the reply
     s.hold.set()
-    while gateway.tasks:
-        await asyncio.wait(set(gateway.tasks), timeout=10)
+    while gateway.busy():
+        await asyncio.wait(gateway.busy(), timeout=10)
     # Delivered and recorded as such: the client will send it again (SMTP is at least once).
     assert len(s.accepted) == 1
     assert audit_lines(tmp_path)[-1]["action"] == "delivered"
@@ -342,7 +339,7 @@ async def test_with_no_config_clients_on_this_machine_may_send_into_the_local_ma
 
     monkeypatch.chdir(tmp_path)
     config = load(None).model_copy(update={"listen": make_config(tmp_path).listen})
-    gateway = await start_gateway(config, default_trusted=DEFAULT_TRUSTED)
+    gateway = await start_gateway(config)
     try:
         smtp = await client(gateway.port)
         code, _ = await send(smtp, "vem@example.se", ["m@example.se"], b"Subject: hej\r\n\r\nHej\r\n")
@@ -499,7 +496,7 @@ def users_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-async def auth_gateway(run_gateway, sink, tls_files, users_file) -> tuple[Gateway, Sink]:
+async def auth_gateway(run_gateway, sink, tls_files, users_file) -> tuple[SmtpGateway, Sink]:
     s, hop = sink
     cert, key = tls_files
     gateway = await run_gateway(
@@ -683,13 +680,13 @@ async def test_a_scan_that_takes_too_long_is_451_never_a_pass(run_gateway, sink,
         next_hop={"host": "127.0.0.1", "port": hop}, limits={"scan_timeout_seconds": 0.2}
     )
     release = threading.Event()
-    real = gateway.state.scanner.scan_mail
+    real = gateway.pipeline.stage.scanner.scan_mail
 
     def slow(data: bytes) -> Any:
         release.wait(10)
         return real(data)
 
-    gateway.state.scanner.scan_mail = slow
+    gateway.pipeline.stage.scanner.scan_mail = slow
     try:
         smtp = await client(gateway.port)
         # A message with parts is scanned in a thread (one text part would be scanned inline).
@@ -712,14 +709,14 @@ async def test_small_text_messages_go_to_a_scan_thread_too_when_their_scans_are_
     s, hop = sink
     gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
     release = threading.Event()
-    real = gateway.state.scanner.scan_mail
+    real = gateway.pipeline.stage.scanner.scan_mail
 
     def slow(data: bytes) -> Any:
         release.wait(10)
         return real(data)
 
-    gateway.state.scanner.scan_mail = slow
-    gateway.state.small_scan_seconds = 0.05
+    gateway.pipeline.stage.scanner.scan_mail = slow
+    gateway.pipeline.stage.small_scan_seconds = 0.05
     smtp = await client(gateway.port)
     try:
         sending = asyncio.create_task(send(smtp, STAFF, ["m@example.se"], message()))
@@ -729,7 +726,7 @@ async def test_small_text_messages_go_to_a_scan_thread_too_when_their_scans_are_
     finally:
         release.set()
     assert (await sending)[0] == 250
-    assert gateway.state.small_scan_seconds != 0.05  # the scan counted in the moving average
+    assert gateway.pipeline.stage.small_scan_seconds != 0.05  # the scan counted in the moving average
 
 
 def test_with_the_language_model_on_small_text_messages_are_scanned_on_the_event_loop_from_the_first(
@@ -737,16 +734,14 @@ def test_with_the_language_model_on_small_text_messages_are_scanned_on_the_event
 ) -> None:
     # The warm-up message holds a name, so the model runs on it; most mail never reaches the
     # model, and the first estimate of a small scan's cost must not be the model's.
-    from gateway.server import INLINE_SCAN_SECONDS
-
-    state = State.build(make_config(tmp_path, policy={"person_name": "warn"}), scan=True)
+    state = Stage.build(make_config(tmp_path, policy={"person_name": "warn"}), scan=True)
     assert state.small_scan_seconds < INLINE_SCAN_SECONDS / 2
 
 
 def test_a_scan_costs_its_own_cpu_time_not_the_time_it_waited_for_the_gil(
     tmp_path: Path, key_env: bytes
 ) -> None:
-    state = State.build(make_config(tmp_path), scan=True)
+    state = Stage.build(make_config(tmp_path), scan=True)
     real = state.scanner.scan_mail
 
     def waits(data: bytes) -> Any:
@@ -759,19 +754,17 @@ def test_a_scan_costs_its_own_cpu_time_not_the_time_it_waited_for_the_gil(
 
 
 def test_only_a_small_single_text_part_message_is_scanned_on_the_event_loop():
-    from gateway.server import INLINE_SCAN_BYTES, _small_text
-
-    assert _small_text(message())
-    assert _small_text(b"Subject: x\r\n\r\nno content type: text/plain by default\r\n")
-    assert not _small_text(_nested(1))
-    assert not _small_text(message("x" * INLINE_SCAN_BYTES))
-    assert not _small_text(b"Subject: x\r\nContent-Type: image/png\r\n\r\nContent-Type: text/plain\r\n")
+    assert small_text(message())
+    assert small_text(b"Subject: x\r\n\r\nno content type: text/plain by default\r\n")
+    assert not small_text(_nested(1))
+    assert not small_text(message("x" * INLINE_SCAN_BYTES))
+    assert not small_text(b"Subject: x\r\nContent-Type: image/png\r\n\r\nContent-Type: text/plain\r\n")
 
 
 async def test_an_exception_in_a_session_is_451_4_3_0_and_the_server_goes_on(run_gateway, sink, capsys):
     s, hop = sink
     gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
-    scanner = gateway.state.scanner
+    scanner = gateway.pipeline.stage.scanner
 
     def broken(*args: Any) -> Any:
         raise RuntimeError(f"parser died on {PNR}")
@@ -855,8 +848,6 @@ def test_the_next_hops_reply_is_passed_on_with_its_own_enhanced_code():
 
 
 async def test_audit_records_arriving_during_a_write_are_committed_together():
-    from gateway.server import AuditWriter
-
     class SlowLog:
         def __init__(self) -> None:
             self.calls: list[list[int]] = []
@@ -871,10 +862,10 @@ async def test_audit_records_arriving_during_a_write_are_committed_together():
         def append_many(self, records: list[int]) -> None:
             self.calls.append(list(records))
 
-    writer, audit = AuditWriter(), SlowLog()
-    first = asyncio.ensure_future(writer.write(audit, 0))
+    writer, audit = GroupCommit(), SlowLog()
+    first = asyncio.ensure_future(writer.write(audit, 0))  # type: ignore[arg-type]
     assert await asyncio.to_thread(audit.started.wait, 10)
-    rest = [asyncio.ensure_future(writer.write(audit, n)) for n in range(1, 6)]
+    rest = [asyncio.ensure_future(writer.write(audit, n)) for n in range(1, 6)]  # type: ignore[arg-type]
     await asyncio.sleep(0)
     assert not any(f.done() for f in [first, *rest])  # each decision waits for its own fsync
     audit.gate.set()
@@ -901,10 +892,10 @@ async def test_a_failing_audit_log_is_reported_but_does_not_undo_a_delivery(
 # ---------------------------------------------------------------- quarantine
 
 
-async def _settled(gateway: Gateway) -> None:
+async def _settled(gateway: SmtpGateway) -> None:
     """Wait until background work (notices) is done."""
-    while gateway.tasks:
-        await asyncio.wait(set(gateway.tasks), timeout=10)
+    while gateway.busy():
+        await asyncio.wait(gateway.busy(), timeout=10)
 
 
 async def test_quarantine_holds_the_message_on_disk_answers_250_and_tells_the_sender(
@@ -946,14 +937,16 @@ class ScriptedSink(Sink):
         return await super().handle_DATA(server, session, envelope)
 
 
-async def _quarantine_one(gateway: Gateway) -> None:
+async def _quarantine_one(gateway: SmtpGateway) -> None:
     smtp = await client(gateway.port)
     code, _ = await send(smtp, STAFF, ["mottagare@example.se"], message(f"Brukaren {PNR} behöver hjälp."))
     assert code == 250
 
 
 @contextlib.asynccontextmanager
-async def _quarantining(run_gateway: Any, replies: list[str]) -> AsyncIterator[tuple[ScriptedSink, Gateway]]:
+async def _quarantining(
+    run_gateway: Any, replies: list[str]
+) -> AsyncIterator[tuple[ScriptedSink, SmtpGateway]]:
     """A gateway in quarantine mode whose next hop answers by the script."""
     s = ScriptedSink(replies)
     hop_server, hop = await start_sink(s)
@@ -966,14 +959,14 @@ async def _quarantining(run_gateway: Any, replies: list[str]) -> AsyncIterator[t
         hop_server.close()
 
 
-async def _notices_done(gateway: Gateway) -> None:
+async def _notices_done(gateway: SmtpGateway) -> None:
     """Wait until every notice is delivered or given up, retries included."""
-    while gateway.tasks or gateway.notice_retries:
-        await asyncio.wait(set(gateway.tasks) | set(gateway.notice_retries), timeout=10)
+    while gateway.busy() or gateway.pipeline.notices.retries:
+        await asyncio.wait(gateway.busy() | gateway.pipeline.notices.retries, timeout=10)
 
 
 async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, monkeypatch, capsys):
-    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
+    monkeypatch.setattr("gateway.notice.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
     async with _quarantining(run_gateway, ["451 4.3.0 try again later", "250 2.0.0 Ok"]) as (s, gateway):
         await _quarantine_one(gateway)
         await _notices_done(gateway)
@@ -985,7 +978,7 @@ async def test_a_notice_the_next_hop_defers_is_tried_again(run_gateway, monkeypa
 
 
 async def test_a_notice_is_tried_a_few_times_not_forever(run_gateway, monkeypatch, capsys):
-    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.01, 0.01))
+    monkeypatch.setattr("gateway.notice.NOTICE_RETRY_SECONDS", (0.01, 0.01))
     async with _quarantining(run_gateway, ["421 4.3.2 shutting down"]) as (s, gateway):
         await _quarantine_one(gateway)
         await _notices_done(gateway)
@@ -996,7 +989,7 @@ async def test_a_notice_is_tried_a_few_times_not_forever(run_gateway, monkeypatc
 async def test_a_notice_deferred_while_stopping_is_not_tried_again_after_the_stop(
     run_gateway, monkeypatch, capsys
 ):
-    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
+    monkeypatch.setattr("gateway.notice.NOTICE_RETRY_SECONDS", (0.05, 0.05, 0.05))
     async with _quarantining(run_gateway, ["451 4.3.0 try again later"]) as (s, gateway):
         s.hold = asyncio.Event()
         await _quarantine_one(gateway)
@@ -1006,20 +999,20 @@ async def test_a_notice_deferred_while_stopping_is_not_tried_again_after_the_sto
         s.hold.set()  # ... deferred while the gateway stops
         await stopping
         await asyncio.sleep(0.3)
-    assert s.attempts == 1 and not gateway.notice_retries
+    assert s.attempts == 1 and not gateway.pipeline.notices.retries
     assert '"event": "notices_abandoned"' in capsys.readouterr().err
 
 
 async def test_a_stop_does_not_wait_for_a_notice_to_be_tried_again(run_gateway, monkeypatch, capsys):
-    monkeypatch.setattr("gateway.server.NOTICE_RETRY_SECONDS", (3600.0,))
+    monkeypatch.setattr("gateway.notice.NOTICE_RETRY_SECONDS", (3600.0,))
     async with _quarantining(run_gateway, ["451 4.3.0 try again later"]) as (s, gateway):
         await _quarantine_one(gateway)
         await _settled(gateway)
-        assert len(gateway.notice_retries) == 1
+        assert len(gateway.pipeline.notices.retries) == 1
         started = time.monotonic()
         await gateway.stop(grace=30)
         assert time.monotonic() - started < 5
-    assert not gateway.notice_retries
+    assert not gateway.pipeline.notices.retries
     assert '"event": "notices_abandoned"' in capsys.readouterr().err
 
 
@@ -1118,11 +1111,11 @@ async def test_with_on_unscannable_warn_it_passes_marked_and_the_sender_may_be_t
 async def test_an_exception_in_any_command_is_451_4_3_0_not_500(run_gateway):
     gateway = await run_gateway()
     smtp = await client(gateway.port)
-    state, gateway.state = gateway.state, None  # every hook that reads the config now fails
+    door, gateway.door = gateway.door, None  # every hook that reads the config now fails
     try:
         code, text = await send(smtp, STAFF, ["m@example.se"], message())
     finally:
-        gateway.state = state
+        gateway.door = door
     assert (code, text.split()[0]) == (451, "4.3.0")
     code, _ = await send(smtp, STAFF, ["m@example.se"], message())
     assert code == 250

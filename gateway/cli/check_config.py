@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.cli.common import config_path
 from gateway.config import load
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    source = args.config or "embedded defaults"
+    path = config_path(args)
+    config = load(path)
+    source = path or "embedded defaults"
     hop = config.next_hop
     where = f"{hop.host}:{hop.port} (tls {hop.tls})" if hop else f"local Maildir {config.outbox}"
     tls = "STARTTLS offered" if config.tls.cert and config.tls.key else "no TLS"
@@ -21,4 +23,6 @@ def run(args: argparse.Namespace) -> int:
         f"secure domains: {len(config.secure.domains)}"
     )
     print(f"  blocked mail: {config.policy.on_block}; unscannable mail: {config.policy.on_unscannable}")
+    upstreams = ", ".join(config.auth.upstreams) or "none"
+    print(f"  trusted upstreams: {upstreams}; SMTP AUTH users: {config.auth.users_file or 'none'}")
     return 0

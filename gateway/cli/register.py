@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway import register_store
-from gateway.config import load
+from gateway.cli.common import config_of
 from gateway.errors import UserError
 from gateway.keys import fingerprint_key
 from models.register import Client, ImportSummary, RowProblem
@@ -226,7 +226,7 @@ def build_register(importer: Importer, key: bytes) -> RegisterTables:
 
 
 def _import(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = config_of(args)
     path: Path = args.file
     try:
         data = path.read_bytes()
@@ -255,7 +255,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = config_of(args)
     path = config.register.path
     found = register_store.info(path, fingerprint_key(config.privacy))
     if found is None:

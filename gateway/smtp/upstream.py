@@ -1,4 +1,4 @@
-"""The sender's identity and TLS as a trusted upstream Postfix records them in its Received header.
+"""Upstream trust: which peers may relay, and the identity Postfix records in its Received header.
 
 Postfix in front of the gateway (before-queue proxy or after-queue content filter) writes its own
 Received header at the top of the message, e.g. with `smtpd_sasl_authenticated_header = yes`:
@@ -18,8 +18,13 @@ recipient after "for", and comments only inside the "from" clause, before "by".
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import UserError
 
 # RFC 3848 and RFC 6531 "with" protocols: S = TLS, A = SMTP AUTH.
 TLS_PROTOCOLS = frozenset(
@@ -40,14 +45,20 @@ _BY_WITH = re.compile(r"by\s+\S+(?:\s+\([^()]*\))?\s+with\s+(?P<protocol>[A-Za-z
 
 @dataclass(frozen=True)
 class UpstreamIdentity:
-    """What the trusted upstream vouches for: the SASL login (lower case) and whether TLS was used."""
+    """What the trusted upstream vouches for: the SASL login (lower case) and whether TLS was used.
+
+    `readable` is false for a top-most Received header that is not Postfix's: it vouches for
+    nobody, and is a security event (someone may be trying to pass as the upstream).
+    """
 
     authenticated_as: str | None = None
     tls: bool = False
     protocol: str | None = None
+    readable: bool = True
 
 
-NOBODY = UpstreamIdentity()
+NOBODY = UpstreamIdentity()  # no Received header at all
+UNREADABLE = UpstreamIdentity(readable=False)
 
 
 def top_received(data: bytes) -> str | None:
@@ -97,14 +108,14 @@ def _comments(text: str) -> tuple[list[str], str]:
 
 
 def parse_received(value: str) -> UpstreamIdentity:
-    """Identity and TLS from one Received header written by Postfix; NOBODY when it is not that."""
+    """Identity and TLS from one Received header written by Postfix; UNREADABLE when it is not that."""
     start = _FROM.match(value)
     if start is None:
-        return NOBODY
+        return UNREADABLE
     comments, rest = _comments(value[start.end() :])
     by = _BY_WITH.match(rest)
     if by is None:
-        return NOBODY
+        return UNREADABLE
     protocol = by.group("protocol").upper()
     # The first comment is Postfix's "(reverse-name [address])" of the client.
     logins = [c[len(AUTH_COMMENT) :].strip() for c in comments[1:] if c.lower().startswith(AUTH_COMMENT)]
@@ -114,9 +125,42 @@ def parse_received(value: str) -> UpstreamIdentity:
     # else (two logins, a login without an AUTH protocol) is not Postfix's doing: no identity.
     if len(logins) == 1 and protocol in AUTH_PROTOCOLS and logins[0] and " " not in logins[0]:
         login = logins[0].lower()
+    elif logins:
+        return UpstreamIdentity(tls=tls, protocol=protocol, readable=False)
     return UpstreamIdentity(authenticated_as=login, tls=tls, protocol=protocol)
 
 
 def from_message(data: bytes) -> UpstreamIdentity:
     value = top_received(data)
     return NOBODY if value is None else parse_received(value)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(entries: Sequence[str]) -> tuple[Network, ...]:
+    """`auth.trusted_upstreams` as networks; a wrong entry is the operator's error, named."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise UserError(
+                f"auth.trusted_upstreams: {entry!r} is not an IP address or network "
+                "(e.g. 127.0.0.1 or 10.0.0.0/24)"
+            ) from None
+    return tuple(out)
+
+
+def is_trusted(trusted: Sequence[Network], peer: Any) -> bool:
+    """Whether the connection's peer (aiosmtpd's `session.peer`) is a trusted upstream."""
+    if not trusted or not peer:
+        return False
+    host = peer[0] if isinstance(peer, tuple) else str(peer)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in trusted)

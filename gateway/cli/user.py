@@ -1,0 +1,53 @@
+"""`brukarvakt user add|remove|list`: the gateway's own SMTP AUTH users."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from gateway.cli.common import config_of
+from gateway.errors import UserError
+from gateway.users import MIN_PASSWORD_LENGTH, check_address, hash_password, locked, read, write
+
+
+def _read_password(address: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"Lösenord för {address}: ")
+        if getpass.getpass("Samma lösenord igen: ") != first:
+            raise UserError("the passwords differ; nothing was changed")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters; nothing was changed"
+        )
+    return password
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    path = config.auth.users_file
+    if path is None:
+        raise UserError("auth.users_file is not set in the config: set it to where the users file should be")
+    if args.action == "list":
+        for address in sorted(read(path)):
+            print(address)
+        return 0
+    address = check_address(args.address)
+    password = _read_password(address) if args.action == "add" else ""
+    with locked(path):
+        users = read(path)
+        if args.action == "remove":
+            if address not in users:
+                raise UserError(f"no user {address} in {path}")
+            del users[address]
+            write(path, users)
+            print(f"removed {address}", file=sys.stderr)
+            return 0
+        existed = address in users
+        users[address] = hash_password(password)
+        write(path, users)
+    print(f"{'changed password of' if existed else 'added'} {address}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""The SMTP door: the aiosmtpd protocol, SMTP AUTH and upstream trust."""
