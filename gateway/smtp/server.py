@@ -28,6 +28,9 @@ from models.config import Config
 
 AUTH_ATTEMPTS = 3
 UNLIMITED_CALLS = 2**31
+# Security events a connection may add to the audit log: enough to show the attempt, not so many
+# that a client repeating a refused MAIL FROM could fill the log with fsync'd lines.
+EVENTS_PER_CONNECTION = 5
 
 
 # ---------------------------------------------------------------- what a config makes for the door
@@ -100,6 +103,7 @@ class GatewaySMTP(SMTP):
         self.gateway = handler
         self.connection_id = secrets.token_hex(4)
         self.in_data = False
+        self.events = 0  # security events recorded for this connection
         # Commands are wrapped so that a connection closes after its transaction once a
         # SIGTERM came (aiosmtpd has no hook after a command).
         self._smtp_methods = {name: self._then_maybe_close(m) for name, m in self._smtp_methods.items()}
@@ -241,8 +245,15 @@ class SmtpGateway:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _event(self, action: Any, session: Session | None, **fields: Any) -> None:
+    async def _event(self, server: SMTP, action: Any, **fields: Any) -> None:
+        """A security event for the audit chain, with the client's address; a few per connection."""
+        session = server.session
         peer = _peer(session) if session is not None else None
+        if isinstance(server, GatewaySMTP):
+            server.events += 1
+            if server.events > EVENTS_PER_CONNECTION:
+                log("event_not_audited", "warning", action=action, connection=server.connection_id)
+                return
         await self.pipeline.record(
             AuditEvent(time=datetime.now(UTC), action=action, client_address=peer, **fields)
         )
@@ -257,7 +268,7 @@ class SmtpGateway:
 
     def _auth_failed(self, server: SMTP) -> auth.OnFailure:
         async def failed(user: str) -> None:
-            await self._event("auth-failed", server.session, login=user, detail="535")
+            await self._event(server, "auth-failed", login=user, detail="535")
 
         return failed
 
@@ -272,13 +283,13 @@ class SmtpGateway:
         trusted = upstream.is_trusted(door.trusted, session.peer)
         if not trusted and not session.authenticated:
             log("refused", reason="not-authenticated", peer=_peer(session))
-            await self._event("refused", session, envelope_sender=address, detail="530 not-authenticated")
+            await self._event(server, "refused", envelope_sender=address, detail="530 not-authenticated")
             return replies.plain(replies.AUTH_REQUIRED)
         if not trusted and not door.config.auth.allow_sender_mismatch and address.lower() != _login(session):
             log("refused", reason="sender-mismatch", peer=_peer(session))
             await self._event(
+                server,
                 "refused",
-                session,
                 login=_login(session),
                 envelope_sender=address,
                 detail="553 sender-mismatch",
@@ -314,7 +325,7 @@ class SmtpGateway:
         data = envelope.original_content or b""
         # aiosmtpd keeps the null sender of a bounce as "<>"; everywhere else it is "".
         mail_from = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
-        identity = await self._identity(session, data)
+        identity = await self._identity(server, session, data)
         arrival = Arrival(
             data=data,
             mail_from=mail_from,
@@ -325,7 +336,7 @@ class SmtpGateway:
         outcome = await self.pipeline.process(arrival)
         return outcome.reply
 
-    async def _identity(self, session: Session, data: bytes) -> Identity:
+    async def _identity(self, server: SMTP, session: Session, data: bytes) -> Identity:
         """Who sent it: from the trusted upstream's Received header, else this session's AUTH and TLS."""
         if upstream.is_trusted(self.door.trusted, session.peer):
             # Identity and TLS from the top-most Received header that Postfix wrote, and from
@@ -333,7 +344,7 @@ class SmtpGateway:
             found = upstream.from_message(data)
             if not found.readable:
                 log("upstream_unparsed", "warning", peer=_peer(session))
-                await self._event("upstream-unparsed", session, detail="received-header")
+                await self._event(server, "upstream-unparsed", detail="received-header")
             return Identity(
                 authenticated_as=found.authenticated_as, tls=found.tls, client_address=_peer(session)
             )

@@ -1119,3 +1119,126 @@ async def test_an_exception_in_any_command_is_451_4_3_0_not_500(run_gateway):
     assert (code, text.split()[0]) == (451, "4.3.0")
     code, _ = await send(smtp, STAFF, ["m@example.se"], message())
     assert code == 250
+
+
+# ---------------------------------------------------------------- security events in the audit chain
+
+
+async def test_a_failed_login_is_an_audit_event_with_the_user_name_never_the_password(auth_gateway, tmp_path):
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        await smtp.auth_plain(MANAGER, "gissat-lösenord")
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        await smtp.auth_login("okand@kommun.example", "annat-lösenord")
+    events = [e for e in audit_lines(tmp_path) if e["action"] == "auth-failed"]
+    assert [(e["login"], e["client_address"], e["result"]) for e in events] == [
+        (MANAGER, "127.0.0.1", "refused"),
+        ("okand@kommun.example", "127.0.0.1", "refused"),
+    ]
+    written = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert "gissat" not in written and "annat-l" not in written
+
+
+async def test_refusals_during_the_session_are_audit_events(auth_gateway, tmp_path):
+    gateway, _ = auth_gateway
+    anonymous = await client(gateway.port)
+    code, _ = await send(anonymous, STAFF, ["m@example.se"], message())
+    assert code == 530
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    await smtp.auth_plain(STAFF, "personalens-lösenord")
+    code, _ = await send(smtp, MANAGER, ["m@example.se"], message(sender=MANAGER))
+    assert code == 553
+    refused = [e for e in audit_lines(tmp_path) if e["action"] == "refused"]
+    assert [(e["detail"].split()[0], e["client_address"]) for e in refused] == [
+        ("530", "127.0.0.1"),
+        ("553", "127.0.0.1"),
+    ]
+    assert refused[0]["envelope_sender"] == STAFF and refused[0]["login"] is None
+    assert (refused[1]["login"], refused[1]["envelope_sender"]) == (STAFF, MANAGER)
+
+
+async def test_a_trusted_upstreams_received_header_that_is_not_postfixs_is_an_audit_event(
+    run_gateway, sink, tmp_path
+):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    forged = b"Received: by pc12 with ESMTPSA (Authenticated sender: " + MANAGER.encode() + b")\r\n"
+    code, _ = await send(smtp, MANAGER, [f"h@{SECURE_DOMAIN}"], _manager_mail(received=forged))
+    assert code == 550  # it vouches for nobody: no manager exception
+    # A message with no Received header at all (a local client) is not such an event.
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+    assert code == 250
+    events = [e for e in audit_lines(tmp_path) if e["action"] == "upstream-unparsed"]
+    assert [(e["client_address"], e["detail"]) for e in events] == [("127.0.0.1", "received-header")]
+
+
+async def test_events_and_decisions_make_one_chain_that_verifies(auth_gateway, tmp_path):
+    from gateway.audit import report, verify
+
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        await smtp.auth_plain(STAFF, "fel-fel-fel")
+    await smtp.auth_plain(STAFF, "personalens-lösenord")
+    assert (await send(smtp, STAFF, ["m@example.se"], message()))[0] == 250
+    count, problems = verify(tmp_path / "audit.jsonl")
+    assert (count, problems) == (2, [])
+    counts = report(tmp_path / "audit.jsonl", None)
+    assert counts["action"] == {"auth-failed": 1, "delivered": 1}
+    assert counts["decisions"]["all"] == 1  # an event is not a decision about a message
+
+
+# ---------------------------------------------------------------- who is trusted by default
+
+
+async def test_with_a_users_file_loopback_is_no_longer_trusted_by_default(run_gateway, sink, users_file):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop},
+        auth={"users_file": str(users_file), "trusted_upstreams": None},
+    )
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message(received=received(STAFF)))
+    assert code == 530  # any process on the host could otherwise relay and name any sender
+    assert s.accepted == []
+
+
+async def test_loopback_listed_by_the_operator_is_trusted_with_a_users_file_too(
+    run_gateway, sink, users_file
+):
+    s, hop = sink
+    gateway = await run_gateway(
+        next_hop={"host": "127.0.0.1", "port": hop},
+        auth={"users_file": str(users_file), "trusted_upstreams": ["127.0.0.1"]},
+    )
+    smtp = await client(gateway.port)
+    code, _ = await send(smtp, STAFF, ["m@example.se"], message(received=received(STAFF)))
+    assert code == 250
+
+
+def test_without_a_users_file_the_default_trusts_loopback_only() -> None:
+    assert parse({}).auth.upstreams == ("127.0.0.1", "::1")
+    assert parse({"auth": {"users_file": "users"}}).auth.upstreams == ()
+    assert parse({"auth": {"users_file": "users", "trusted_upstreams": ["10.0.0.0/24"]}}).auth.upstreams == (
+        "10.0.0.0/24",
+    )
+
+
+async def test_a_client_repeating_a_refused_command_adds_only_a_few_lines_to_the_audit(
+    auth_gateway, tmp_path
+):
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    for _ in range(20):
+        code, _ = await send(smtp, STAFF, ["m@example.se"], message())
+        assert code == 530
+    refused = [e for e in audit_lines(tmp_path) if e["action"] == "refused"]
+    assert 1 <= len(refused) <= 5
