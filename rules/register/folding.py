@@ -113,6 +113,11 @@ def eligible(written: str) -> bool:
     return not (written.islower() and fold(written) in COMMON_WORD_NAMES)
 
 
+def holds_lower_case_name(raw: str) -> bool:
+    """A raw word in lower case that holds a word that is not a common word: `strand-eriksson`."""
+    return raw.islower() and any(m["word"] and eligible(m["word"]) for m in TOKEN.finditer(raw))
+
+
 def plain_word(raw: str) -> str | None:
     """The one word a raw word is, between an opening bracket or quote and a closing mark; else None.
 

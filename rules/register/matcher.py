@@ -17,6 +17,8 @@ Matching rules, and why:
   a name only when it is not written all in lower case: "sten, berg och grus" is about rocks,
   "Sten Berg" is a person. Every other name matches in any case, because a full name (two words
   that belong to one client) is rare enough by chance, and staff do write names in lower case.
+  So a name written all in lower case counts, common words and all, when its surname holds a
+  word that is not a common word ("stig sahlberg", "pär strand-eriksson"), never "bo lind".
   Words are whole tokens, so a name never matches inside another word (`Bergström`, `ekonomi`).
 """
 
@@ -39,6 +41,7 @@ from rules.register.folding import (
     Tokens,
     eligible,
     fold,
+    holds_lower_case_name,
     plain_word,
 )
 from rules.register.keys import (
@@ -96,6 +99,10 @@ CACHE_LIMIT = 400_000
 PAIR_LIMIT = 100_000
 # How far after the first word of a candidate a name, address or phone number may reach.
 WINDOW = 240
+# How far before a word in lower case a common word that begins a name with it is looked for.
+_LOOK_BACK = 32
+# Not yet in `_Cache.seconds` (None there means: only the walk can tell).
+_UNSEEN = (-1, -1, False)
 
 
 @dataclass
@@ -112,9 +119,9 @@ class _Cache:
     heads: dict[str, int | None] = field(default_factory=dict)
     pairs: dict[tuple[str, str | None], bool] = field(default_factory=dict)
     hashes: dict[str, int] = field(default_factory=dict)
-    # A following word -> its word's hashes (as written, and without a genitive s) if it is plain
-    # enough to judge, (0, 0) if it can be no name's part, else None.
-    seconds: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    # A following word -> its word's hashes (as written, and without a genitive s) and whether it
+    # is a common word in lower case, if it is plain enough to judge; else None.
+    seconds: dict[str, tuple[int, int, bool] | None] = field(default_factory=dict)
     # A short start -> a search for it as a whole word.
     finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
 
@@ -142,7 +149,8 @@ class RegisterIndex:
         self.customer_numbers = frozenset(tables.customer_numbers)
         self.by_personnummer = PersonnummerLookup(tables)
         self._cache = _Cache()
-        self._title_prefix = bool(self.tables.phrases.get(mix(ROOT, TITLE)) & PREFIX)
+        self._title_head = mix(ROOT, TITLE)
+        self._title_prefix = bool(self.tables.phrases.get(self._title_head) & PREFIX)
 
     def __len__(self) -> int:
         return len(self.tables.customer_numbers)
@@ -168,16 +176,29 @@ class RegisterIndex:
         if word is not None:  # most words: one fold and one keyed hash, no regular expression
             folded = fold(word)
             if folded in COMMON_WORD_NAMES and word.islower():
-                return False  # the word, not the name
+                # The word, not the name; a lower-case name it begins (`stig sahlberg`) is found
+                # from the word after it (see `_lower_case_start`): the word itself is too frequent.
+                return False
             if folded in TITLES:
                 return self._title_prefix
             # Not remembered: most new words begin nothing and are never hashed again.
-            return bool(get(mix(ROOT, self._token_hash_of(folded))) & PREFIX)
+            if get(mix(ROOT, self._token_hash_of(folded))) & PREFIX:
+                return True
+            # `sahlbergs` in "stig sahlbergs": the genitive a lower-case name ends with is where
+            # `_lower_case_start` finds the common word before it.
+            return (
+                word.islower()
+                and len(folded) > 2
+                and folded.endswith("s")
+                and folded[:-1] not in COMMON_WORD_NAMES
+                and bool(get(mix(ROOT, self._token_hash_of(folded[:-1]))) & PREFIX)
+            )
         if _PHONE_HINT.search(raw):
             return True
+        lower_case_name = holds_lower_case_name(raw)  # `strand-eriksson`: its common word may begin it
         for m in TOKEN.finditer(raw):
             word = m["word"]
-            if not word or not eligible(word):
+            if not word or not (lower_case_name or eligible(word)):
                 continue
             folded = fold(word)
             if folded in TITLES:
@@ -252,6 +273,8 @@ class RegisterIndex:
                     return  # cannot happen: str.split and str.isspace agree on what a space is
                 start = pos
             pos = end
+            if raw.islower() and (before := self._lower_case_start(cache, text, start, raw)):
+                yield before
             head = heads.get(raw)
             if head == NEVER:  # `Anna.`: nothing to remember about the word after it
                 if not self._may_continue(cache, raw, None):
@@ -266,10 +289,38 @@ class RegisterIndex:
                     continue
             yield start, end
 
+    def _lower_case_start(self, cache: _Cache, text: str, start: int, raw: str) -> tuple[int, int] | None:
+        """The span of a common word in lower case that begins a name going on into `raw`, at `start`.
+
+        A common word in lower case begins no candidate (`på` and `sig` would be read thousands of
+        times for nothing), but the name it may begin goes on into a word that does: `sahlberg` in
+        "stig sahlberg". Such a word looks back at the word before it. The walk decides whether
+        the two are a name; the gap between them is judged there too.
+        """
+        lo = max(0, start - _LOOK_BACK)
+        before = text[lo:start].split()
+        while before and not before[-1].strip(">"):
+            before.pop()  # a quote prefix after a line break: `stig\n> sahlberg`
+        if not before:
+            return None
+        previous = before[-1]
+        word = plain_word(previous)
+        if word is None or not word.islower() or fold(word) not in COMMON_WORD_NAMES:
+            return None
+        end = text.rfind(previous, lo, start) + len(previous)
+        first = end - len(previous)
+        if first == lo and lo > 0 and not text[lo - 1].isspace():
+            return None  # the end of a longer word, cut by the look back
+        pair = (previous, raw)
+        goes_on = cache.pairs.get(pair)
+        if goes_on is None:
+            goes_on = cache.pairs[pair] = self._may_continue(cache, previous, raw)
+        return (first, end) if goes_on else None
+
     def _head(self, cache: _Cache, raw: str) -> int | None:
         """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""
         word = plain_word(raw)
-        if word is None or not eligible(word):
+        if word is None:
             return None  # digits, punctuation or several words: let the walk decide
         folded = fold(word)
         title = folded in TITLES
@@ -292,25 +343,24 @@ class RegisterIndex:
             return True
         if head == NEVER or following is None:
             return False  # a name has two words at least
-        second = cache.seconds.get(following, (-1, -1))
-        if second == (-1, -1):
+        second = cache.seconds.get(following, _UNSEEN)
+        if second is _UNSEEN:
             m = _LEADING_WORD.match(following)
             if m is None:
                 digits = _LEADING_DIGITS.match(following)  # a house number: `Storgatan 12`
-                second = (self._hash(cache, digits.group()), 0) if digits else None
-            elif not eligible(m["word"]):
-                second = (0, 0)
+                second = (self._hash(cache, digits.group()), 0, False) if digits else None
             else:
                 folded = fold(m["word"])
                 alt = self._hash(cache, folded[:-1]) if len(folded) > 2 and folded.endswith("s") else 0
-                second = (self._hash(cache, folded), alt)
+                second = (self._hash(cache, folded), alt, not eligible(m["word"]))
             cache.seconds[following] = second
         if second is None:
             return True
-        if second == (0, 0):
-            return False
+        h, alt, common = second
+        if common and not (raw.islower() or head == self._title_head):
+            return False  # a common word in lower case goes on only a name written in lower case
         get = self.tables.phrases.get
-        return bool(get(mix(head, second[0])) or (second[1] and get(mix(head, second[1]))))
+        return bool(get(mix(head, h)) or (alt and get(mix(head, alt))))
 
     def search(self, text: str) -> list[tuple[_Match, int]]:
         """Every match in the text, overlaps resolved (leftmost, then longest), as (match, value).
@@ -356,22 +406,31 @@ class RegisterIndex:
         node = ROOT
         j = first - 1
         prev: Token | None = None
+        common = False  # a common word in lower case on the way: see `_lower_case_name`
         while (t := tokens.get(j := j + 1)) is not None:
             if prev is not None:
                 gap = _TITLE_GAP if prev.kind == "word" and prev.folded in TITLES else _GAP
                 if gap.fullmatch(text, prev.end_genitive, t.start) is None:
                     return
-            if not t.eligible:
-                return
+            common = common or not t.eligible
             h = self._token_hash(t, cache)
             if t.kind != "comma" and j > first:
                 value = get(mix(node, h))
-                if value >> 1 & 7:
-                    yield self._match(text, tokens.span(first, j + 1), value, genitive=False), value
-                elif t.kind == "word" and not t.final and len(t.folded) > 2 and t.folded.endswith("s"):
+                genitive = (
+                    not value >> 1 & 7
+                    and t.kind == "word"
+                    and not t.final
+                    and len(t.folded) > 2
+                    and t.folded.endswith("s")
+                )
+                if genitive:
                     value = get(mix(node, self._hash(cache, t.folded[:-1])))
-                    if value >> 1 & 7:
-                        yield self._match(text, tokens.span(first, j + 1), value, genitive=True), value
+                if value >> 1 & 7:
+                    span = tokens.span(first, j + 1)
+                    # `bergs`, the genitive of a common word, is judged as `berg`.
+                    common_here = common or (genitive and not eligible(t.written[:-1]))
+                    if not common_here or _lower_case_name(span, value, genitive):
+                        yield self._match(text, span, value, genitive), value
             if t.final:
                 return
             node = mix(node, h)
@@ -436,6 +495,31 @@ class RegisterIndex:
                 masked=m.masked,
                 customer_number=self.customer(value),
             )
+
+
+def _lower_case_name(tokens: list[Token], value: int, genitive: bool) -> bool:
+    """Whether a phrase with a common word in lower case is a name all the same.
+
+    It is when it is a name written all in lower case whose surname holds a word that is not a
+    common word: "stig sahlberg" and "pär strand-eriksson" are people, "bo lind" is a verb and a
+    tree, and "Sigvard berg" or "stig Sahlberg" are a word beside a name. An address never is.
+    """
+    kind = value >> 1 & 7
+    split = value >> 4 & 15
+    words = [t for t in tokens if t.kind == "word"]
+    if kind == TITLE_SURNAME:
+        surname = words[1:]  # after the title, which may be written as a sentence begins
+        given: list[Token] = []
+    elif kind == FULL_NAME:
+        given, surname = words[:split], words[split:]
+    elif kind == REVERSED_NAME:
+        surname, given = words[:split], words[split:]
+    else:
+        return False
+    last = tokens[-1]
+    return all(t.written.islower() for t in given + surname) and any(
+        eligible(t.written[:-1]) if genitive and t is last else t.eligible for t in surname
+    )
 
 
 def _join(words_: list[str], separators: list[str]) -> str:

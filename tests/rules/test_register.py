@@ -153,6 +153,8 @@ def test_any_one_first_name_of_several_is_enough() -> None:
     [
         "Vägen var full av sten, berg och grus.",
         "sigvard berg",  # the surname in lower case is the word
+        "sigvard bergs bil",  # and so is its genitive
+        "Sigvard bergs bil",
         "brukaren berg gick vilse",
         "Vi planterade en ek och en lind vid strand och holm.",
         "bertil ek",
