@@ -213,3 +213,37 @@ def test_a_staff_member_who_bears_a_clients_name_is_warned_about_not_blocked(
     # Another client's name in the same mail still blocks.
     signed.write_text("Lars Myrbäckens nya nummer.\nHälsningar\nKarl-Erik Tjärnlöv\n", encoding="utf-8")
     assert lint(staff_config, str(signed), capsys=capsys)[0] == 1
+
+
+def test_lint_finds_a_lower_case_name_and_one_part_of_a_hyphenated_first_name(
+    key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Made-up clients: "stig" is also a word (a path), "Cecilia-Monica" a hyphenated first name.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "config.yaml"
+    path.write_text("policy: {person_name: 'off'}\n", encoding="utf-8")
+    pnr = [test_personnummer(i) for i in (140, 141)]
+    (tmp_path / "export.csv").write_text(
+        "kundnummer;förnamn;efternamn;personnummer\n"
+        f"30001;Stig;Sahlberg;{pnr[0]}\n30003;Cecilia-Monica;Johansson;{pnr[1]}\n",
+        encoding="utf-8",
+    )
+    assert main(["register", "--config", str(path), "import", str(tmp_path / "export.csv")]) == 0
+    draft = tmp_path / "utkast.txt"
+    draft.write_text(
+        "hej!\nkan någon handla åt stig sahlberg i morgon?\nMonica Johansson vill byta tid.\n"
+        "Vi tog en stig till sjön. Hälsningar Monica\n",
+        encoding="utf-8",
+    )
+    code, out, err = lint(path, "--format", "json", str(draft), capsys=capsys)
+    assert (code, err) == (1, "")
+    findings = json.loads(out)["files"][0]["findings"]
+    assert [
+        (f["kind"], f["customer_number"], f["location"]["line"], f["location"]["column"], f["masked"])
+        for f in findings
+    ] == [
+        ("client_name", "30001", 2, 21, "s*** s*******"),
+        ("client_name", "30003", 3, 1, "M***** J********"),
+    ]
+    for secret in ("stig sahlberg", "Sahlberg", "Monica Johansson", "Johansson", pnr[0], pnr[1]):
+        assert secret not in out
