@@ -23,14 +23,13 @@ import time
 from collections.abc import Awaitable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import aiosmtplib
+from aiosmtplib import SMTP, SMTPHeloError
 
 from models.config import Config, NextHop
 from models.delivery import Delivery
 from rules.engine import redact_numbers
-
-if TYPE_CHECKING:
-    from aiosmtplib import SMTP
 
 REPLY_MAX_CHARS = 400
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\s*")
@@ -92,8 +91,6 @@ def _mail_options(smtp: SMTP, mail_from: str, rcpt_tos: Sequence[str], data: byt
 
 
 async def _forward(hop: NextHop, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> Delivery:
-    import aiosmtplib
-
     smtp = aiosmtplib.SMTP(
         hostname=hop.host,
         port=hop.port,
@@ -163,8 +160,6 @@ async def _forward(hop: NextHop, mail_from: str, rcpt_tos: Sequence[str], data: 
 
 
 async def _hello(smtp: SMTP) -> None:
-    from aiosmtplib import SMTPHeloError
-
     try:
         await smtp.ehlo()
     except SMTPHeloError:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from rules.normalize import unicode_digit_lead_bytes
+
 IdKind = Literal["personnummer", "samordningsnummer", "interimsnummer"]
 
 # Every Unicode dash (category Pd), the minus sign and the plus signs used for 100+ years.
@@ -142,8 +144,6 @@ _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
 def _shape_tables() -> tuple[bytes, bytes]:
     """Byte -> `0` for an ASCII digit, else `.`; in UTF-8 `u` for the first byte of a digit beyond
     ASCII (Latin-1 has no such digits)."""
-    from rules.normalize import unicode_digit_lead_bytes
-
     latin1 = bytearray(_OTHER * 256)
     latin1[ord("0") : ord("9") + 1] = _RUN * 10
     utf8 = bytearray(latin1)
