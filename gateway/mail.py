@@ -306,6 +306,8 @@ class _Walker:
             if signatures.ARMOUR_HINT in text:  # PGP inline: signed text is read, encrypted held
                 text, encrypted = signatures.readable_text(text)
                 if encrypted:
+                    inside = signatures.revealed(signatures.armoured_ciphertext(text))
+                    self.out.add(part, inside, self.limits)
                     self.out.unreadable(part, ctype, ENCRYPTED_MESSAGE, encrypted=True)
             self.out.add(part, text, self.limits)
             return
@@ -381,7 +383,8 @@ class _Walker:
 
     @staticmethod
     def is_attachment(msg: Message) -> bool:
-        return (msg.get("Content-Disposition") or "").strip().lower().startswith("attachment")
+        # (str: compat32 gives a Header object for a value with undeclared 8-bit bytes)
+        return str(msg.get("Content-Disposition") or "").strip().lower().startswith("attachment")
 
     def unscanned(self, name: str, ctype: str, reason: str) -> None:
         self.out.unscanned.append(Unscanned(name=name, content_type=ctype, reason=reason))

@@ -15,7 +15,7 @@ import binascii
 import re
 import zlib
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.extractors import textual
 from gateway.extractors.base import Attachment, EncryptedMessage, Extracted, Recurse, Unreadable
@@ -53,8 +53,17 @@ _SIGNATURE_ARMOUR = re.compile(
     r"(?P<end>-----END PGP SIGNATURE-----)[ \t]*\r?$",
     re.MULTILINE,
 )
+_MESSAGE_ARMOUR = re.compile(
+    r"^-----BEGIN PGP MESSAGE-----[ \t]*\r?\n(?:[!-9;-~]+: [^\r\n]*\r?\n)*[ \t]*\r?\n"
+    r"(?P<body>(?:[A-Za-z0-9+/=]+[ \t]*\r?\n)+?)-----END PGP MESSAGE-----",
+    re.MULTILINE,
+)
 _HEADER_LINE = re.compile(rb"[!-9;-~]+:")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+# Printable ASCII and UTF-8's Swedish letters, long enough to hold an identifier's shorter forms.
+_READABLE_RUN = re.compile(rb"(?:[\t\n\r\x20-\x7e]|\xc3[\x80-\xbf]){8,}")
+# DER of a CMS ContentInfo's type: 1.2.840.113549.1.7.x (PKCS #7), the OID's first bytes.
+CMS_OID_PREFIX = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07"
 # How far into signed content its MIME header block is looked for.
 ENTITY_HEAD_BYTES = 8192
 
@@ -73,7 +82,10 @@ def signed_or_encrypted(att: Attachment, out: Extracted, limits: Limits, recurse
     if complete and set(tags) == {PGP_SIGNATURE}:
         return  # a detached OpenPGP signature: no text a person wrote
     if next((t for t in tags if t != PGP_MARKER), None) in PGP_ENCRYPTED:
-        raise EncryptedMessage()  # encrypted data is streamed: its first packets say what it is
+        # Encrypted data is streamed: its first packets say what it is.
+        _held_encrypted(att, att.data, out, limits)
+    if att.data[:1] == DER_SEQUENCE and CMS_OID_PREFIX in att.data[:32]:
+        raise Unreadable("trasig S/MIME-del (signatur eller meddelande) som inte kan läsas")
     # Neither (the "Version: 1" control part of PGP/MIME, or a file under a wrong label): the
     # bytes are read as a file of no stated kind, so that nothing passes unread by calling itself
     # a signature.
@@ -83,7 +95,13 @@ def signed_or_encrypted(att: Attachment, out: Extracted, limits: Limits, recurse
 def _cms(info: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
     kind = info["content_type"].native
     if kind in ENCRYPTED_CMS:
-        raise EncryptedMessage()
+        field = (
+            "auth_encrypted_content_info"
+            if kind == "authenticated_enveloped_data"
+            else "encrypted_content_info"
+        )
+        ciphertext = info["content"][field]["encrypted_content"].native
+        _held_encrypted(att, ciphertext if isinstance(ciphertext, bytes) else b"", out, limits)
     if kind == COMPRESSED_CMS:
         packed = info["content"]["encap_content_info"]["content"].native
         content = _inflate(packed, out, limits) if isinstance(packed, bytes) else None
@@ -99,6 +117,19 @@ def _cms(info: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Re
     if not isinstance(content, bytes):
         raise Unreadable("S/MIME-innehållet kan inte läsas")
     _signed_content(content, att, out, limits, recurse)
+
+
+def _held_encrypted(att: Attachment, ciphertext: bytes, out: Extracted, limits: Limits) -> NoReturn:
+    """Encrypted: held as such. What claims to be ciphertext is searched for readable text first:
+    real ciphertext has none worth the name, and text in a file dressed up as encrypted (which
+    policy.on_encrypted may let pass) is read."""
+    out.add(att.part, revealed(ciphertext), limits)
+    raise EncryptedMessage()
+
+
+def revealed(ciphertext: bytes) -> str:
+    """The runs of readable text in bytes that should be random, one a line."""
+    return "\n".join(run.decode("utf-8", "replace") for run in _READABLE_RUN.findall(ciphertext))
 
 
 def _content_info(data: bytes) -> Any | None:
@@ -154,10 +185,23 @@ def _is_mime_entity(content: bytes) -> bool:
 
 
 def _pgp_armour(att: Attachment, out: Extracted, limits: Limits) -> None:
-    readable, encrypted = readable_text(textual.decode_text(att.data, att.charset))
+    text = textual.decode_text(att.data, att.charset)
+    readable, encrypted = readable_text(text)
     out.add(att.part, readable, limits)
     if encrypted:
-        raise EncryptedMessage()
+        _held_encrypted(att, armoured_ciphertext(text), out, limits)
+
+
+def armoured_ciphertext(text: str) -> bytes:
+    """The bytes inside the text's `PGP MESSAGE` armour blocks (what of them decodes)."""
+    out = []
+    for block in _MESSAGE_ARMOUR.finditer(text):
+        body = "".join(line.strip() for line in block["body"].splitlines() if not line.startswith("="))
+        try:
+            out.append(base64.b64decode(body + "=" * (-len(body) % 4)))
+        except (binascii.Error, ValueError):
+            continue
+    return b"".join(out)
 
 
 def readable_text(text: str) -> tuple[str, bool]:
