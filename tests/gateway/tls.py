@@ -7,14 +7,20 @@ import ipaddress
 from pathlib import Path
 
 
-def self_signed(folder: Path, common_name: str, ip: str | None = None) -> tuple[Path, Path]:
-    """(cert.pem, key.pem) in `folder`: valid for a day either way, a CA of itself, for `ip` too."""
+def self_signed(
+    folder: Path, common_name: str, ip: str | None = None, rsa: bool = False
+) -> tuple[Path, Path]:
+    """(cert.pem, key.pem) in `folder`: valid for a day either way, a CA of itself, for `ip` too.
+
+    An EC key unless `rsa` (S/MIME encryption in `cryptography` takes RSA recipients only).
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa_keys.generate_private_key(65537, 2048) if rsa else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     builder = (
