@@ -417,3 +417,58 @@ def test_a_body_kept_as_bytes_decodes_as_the_compat32_payload(encoding: str) -> 
     assert mail._Walker.payload_bytes(kept) == mail._Walker.payload_bytes(_compat32(raw))
     assert kept.get_payload() == _compat32(raw).get_payload()  # and as text, when asked
     assert kept.get_payload(decode=True) == _compat32(raw).get_payload(decode=True)
+
+
+# ---- a message/* part in a transfer encoding: its body, not a message (tests/gateway/test_forwarded.py)
+
+
+def test_an_encoded_message_part_is_held_as_its_encoded_body_where_compat32_parses_the_encoding() -> None:
+    inner = f"From: c@kommun.se\r\nSubject: Original\r\n\r\nNummer {SHORT}\r\n".encode()
+    raw = (
+        (
+            HEAD + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + base64.encodebytes(inner).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    [ours] = mail.parse(raw).get_payload()
+    [theirs] = _compat32(raw).get_payload()
+    assert ours.get_content_type() == theirs.get_content_type() == "message/rfc822"
+    assert isinstance(theirs.get_payload(), list)  # compat32: a headerless "message" of base64 text
+    assert ours.get_payload(decode=True) == inner  # here: the body, decoded to the message it is
+    assert found_in(raw) == [("message/body:text/plain", "personnummer")]
+
+
+def test_a_message_part_without_a_transfer_encoding_is_parsed_as_compat32_parses_it() -> None:
+    raw = (
+        HEAD.encode()
+        + b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\nFrom: x@y.se\r\n\r\ninner\r\n"
+    )
+    assert _shape(mail.parse(raw)) == _shape(_compat32(raw))
+
+
+def test_a_message_inside_an_attachment_needs_the_mail_walk_and_is_never_skipped_without_it() -> None:
+    # The extractors sit below mail parsing: an .eml inside a zip is read through the callback that
+    # the walk gives them (Extracted.read_message), never by importing gateway.mail.
+    from gateway import attachments
+    from gateway.extractors.base import Attachment, Extracted
+
+    eml = f"From: c@kommun.se\r\nSubject: Hej\r\n\r\nNummer {SHORT}\r\n".encode()
+    att = Attachment(
+        part="attachment:vidare.eml",
+        name="vidare.eml",
+        content_type="message/rfc822",
+        data=eml,
+        charset=None,
+        depth=1,
+    )
+    alone = Extracted()
+    attachments.extract(att, alone, LIMITS)
+    assert alone.segments == [] and [u.name for u in alone.unscanned] == ["attachment:vidare.eml"]
+    walked = Extracted(read_message=mail.read_message)
+    attachments.extract(att, walked, LIMITS)
+    assert walked.unscanned == []
+    assert [(f.location.part, f.kind) for f in scan(walked.segments, CTX)] == [
+        ("attachment:vidare.eml/body:text/plain", "personnummer")
+    ]
