@@ -304,6 +304,7 @@ def test_lint_blocks_an_unscannable_message_by_default_and_names_the_attachment(
             "name": "attachment:skyddad.zip",
             "content_type": "application/zip",
             "reason": "lösenordsskyddad (krypterad)",
+            "encrypted": False,  # a password-protected file, not encrypted mail (policy.on_encrypted)
         }
     ]
 
