@@ -1,8 +1,10 @@
-"""Attachment extraction: the registry that picks one extractor per format, by type or file name."""
+"""Attachment extraction: the registry that picks one extractor per format, by its bytes, type or name."""
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from gateway.extractors import archives, images, messages, office, pdf, signatures, textual
@@ -13,11 +15,22 @@ __all__ = ["Attachment", "Extracted", "Extractor", "Recurse", "Unreadable", "ext
 
 # Parser libraries log what they meet in a file (attachment names, subjects, damaged objects):
 # their messages could carry an identifier into the gateway's log, so only their failures are kept.
-QUIET_LIBRARIES = ("extract_msg", "RTFDE", "olefile", "pypdf", "PIL", "openpyxl", "docx", "pytesseract")
+QUIET_LIBRARIES = (
+    "extract_msg",
+    "RTFDE",
+    "olefile",
+    "pypdf",
+    "pypdfium2",
+    "PIL",
+    "openpyxl",
+    "docx",
+    "pytesseract",
+)
 for _library in QUIET_LIBRARIES:
     logging.getLogger(_library).setLevel(logging.CRITICAL)
 
-# Formats by MIME type and by file name ending; type before name, except for the vague types below.
+# Formats by MIME type and by file name ending, for files whose bytes do not say (MAGIC below);
+# type before name, except for the vague types below.
 BY_TYPE: dict[str, Extractor] = {
     "text/html": textual.html,
     "application/xhtml+xml": textual.html,
@@ -58,6 +71,14 @@ BY_TYPE: dict[str, Extractor] = {
     "image/gif": images.image,
     "image/bmp": images.image,
     "image/webp": images.image,
+    "image/x-ms-bmp": images.image,
+    "image/x-portable-bitmap": images.image,
+    "image/x-portable-graymap": images.image,
+    "image/x-portable-pixmap": images.image,
+    "image/x-portable-anymap": images.image,
+    "image/x-portable-arbitrarymap": images.image,
+    "image/jp2": images.image,
+    "image/jpx": images.image,
     # Signatures and encryption: signed content read, a detached signature skipped, encrypted held.
     "application/pkcs7-mime": signatures.signed_or_encrypted,
     "application/x-pkcs7-mime": signatures.signed_or_encrypted,
@@ -115,6 +136,15 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".gif": images.image,
     ".bmp": images.image,
     ".webp": images.image,
+    ".pbm": images.image,
+    ".pgm": images.image,
+    ".ppm": images.image,
+    ".pnm": images.image,
+    ".pam": images.image,
+    ".jp2": images.image,
+    ".j2k": images.image,
+    ".jpf": images.image,
+    ".jpx": images.image,
     ".p7m": signatures.signed_or_encrypted,
     ".p7s": signatures.signed_or_encrypted,
     ".p7c": signatures.signed_or_encrypted,
@@ -138,11 +168,18 @@ NOT_READ: dict[str, str] = {
 }
 
 
-def _not_read(reason: str) -> Extractor:
-    def extractor(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-        raise Unreadable(reason)
+_NOT_READ_READERS: dict[str, Extractor] = {}
 
-    return extractor
+
+def _not_read(reason: str) -> Extractor:
+    """One reader per reason: the type's and the name's entries for a format are the same reader."""
+    if reason not in _NOT_READ_READERS:
+
+        def extractor(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
+            raise Unreadable(reason)
+
+        _NOT_READ_READERS[reason] = extractor
+    return _NOT_READ_READERS[reason]
 
 
 for _key, _reason in NOT_READ.items():
@@ -165,41 +202,114 @@ TEXT_PREFIX = "text/"
 
 
 def extractor_for(name: str, content_type: str) -> Extractor | None:
+    """The reader the declared type or the file name names (MAGIC decides before it: see `extract`)."""
+    return _declared(name, content_type)[0]
+
+
+def _declared(name: str, content_type: str) -> tuple[Extractor | None, str]:
+    """The reader the type or name names, and which of them named it (for a disagreement's note)."""
     lower = name.lower()
-    by_name = BY_EXTENSION.get(
-        ".tar" if lower.endswith((".tar.gz", ".tar.bz2", ".tar.xz")) else PurePosixPath(lower).suffix
-    )
+    suffix = ".tar" if lower.endswith((".tar.gz", ".tar.bz2", ".tar.xz")) else PurePosixPath(lower).suffix
+    by_name = BY_EXTENSION.get(suffix)
+    by_type = f"deklarerad som {content_type}"
     if content_type in VAGUE_TYPES and by_name is not None:
-        return by_name
+        return by_name, f"filnamnet slutar på {suffix}"
     found = BY_TYPE.get(content_type)
     if found is not None:
-        return found
+        return found, by_type
     if by_name is not None:
-        return by_name
+        return by_name, f"filnamnet slutar på {suffix}"
     if content_type.startswith(TEXT_PREFIX):
-        return textual.plain
+        return textual.plain, by_type
     if content_type.startswith("message/"):
-        return messages.eml
-    return None
+        return messages.eml, by_type
+    return None, ""
 
 
-# Magic numbers: what a file is when neither its type nor its name says so.
-MAGIC: tuple[tuple[bytes, Extractor], ...] = (
-    (b"%PDF-", pdf.pdf),
-    (b"PK\x03\x04", archives.zip_archive),
-    (b"PK\x05\x06", archives.zip_archive),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", office.compound_file),
-    (b"\x89PNG", images.image),
-    (b"\xff\xd8\xff", images.image),
-    (b"II*\x00", images.image),
-    (b"MM\x00*", images.image),
-    (b"GIF8", images.image),
-    (b"{\\rtf", textual.rtf),
-    (b"\x1f\x8b", archives.compressed),
-    (b"BZh", archives.compressed),
-    (b"\xfd7zXZ\x00", archives.compressed),
-    (signatures.ARMOUR_HINT.encode(), signatures.signed_or_encrypted),
+@dataclass(frozen=True)
+class Magic:
+    """A format known by its first bytes."""
+
+    label: str  # the format as a person names it, shown when the type or name said another
+    pattern: bytes  # a regular expression over the file's first SNIFF_BYTES bytes, from the start
+    reader: Extractor  # reads any file of the format
+    # Declared readers kept for these bytes: they know the flavour (.docx, not any zip).
+    keeps: tuple[Extractor, ...] = ()
+    # Declared readers these bytes are normal for, though `reader` reads them (an encrypted .docx is
+    # an OLE file): no disagreement is noted.
+    fits: tuple[Extractor, ...] = ()
+    # Text, or bytes a text could start with: a declared text type decides before it.
+    weak: bool = False
+
+
+_DOC = _not_read(NOT_READ[".doc"])
+_ZIP_FORMATS = (office.docx, office.pptx, office.xlsx, office.odt, office.ods)
+_COMPRESSED_FORMATS = (archives.tar_archive,)
+# The bytes decide before the declared type and the file name (a mail program's type is a guess from
+# the name, and a renamed file keeps its bytes); one table, tried in order. Formats that are text
+# (HTML, XML, CSV, calendars) have no magic here: their declared type decides.
+MAGIC: tuple[Magic, ...] = (
+    Magic("PDF", rb"%PDF-", pdf.pdf),
+    Magic("RTF", rb"\{\\rtf", textual.rtf),
+    Magic("zip", rb"PK(?:\x03\x04|\x05\x06|\x07\x08)", archives.zip_archive, keeps=_ZIP_FORMATS),
+    Magic(
+        "OLE",  # compound file: Outlook .msg, Excel and Word 97-2003, password-protected Office
+        rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        office.compound_file,
+        keeps=(office.xls, messages.outlook_msg),
+        fits=(office.docx, office.pptx, office.xlsx, _DOC),
+    ),
+    Magic("PNG", rb"\x89PNG\r\n\x1a\n", images.image),
+    Magic("JPEG", rb"\xff\xd8\xff", images.image),
+    Magic("GIF", rb"GIF8[79]a", images.image),
+    Magic("TIFF", rb"II[*+]\x00|MM\x00[*+]", images.image),
+    # "BM", file size, reserved, offset, then the size of one of the DIB headers Windows has had.
+    Magic("BMP", rb"BM.{12}[\x0c\x28\x34\x38\x40\x6c\x7c]\x00\x00\x00", images.image),
+    Magic("WebP", rb"RIFF.{4}WEBP", images.image),
+    Magic("JPEG 2000", rb"\x00\x00\x00\x0cjP  \r\n\x87\n|\xff\x4f\xff\x51", images.image),
+    # Netpbm: PBM, PGM, PPM with width and height (comments allowed; ASCII ones only digits after),
+    # and PAM. A note could start "P5 10 20": a declared text type decides before these.
+    Magic("netpbm", rb"P[4-6]\s+(?:#[^\n]*\n\s*)*\d+\s+(?:#[^\n]*\n\s*)*\d+\s", images.image, weak=True),
+    Magic("netpbm", rb"P[1-3]\s+(?:#[^\n]*\n\s*)*\d+\s+\d+\s[\d\s]*\Z", images.image, weak=True),
+    Magic("netpbm", rb"P7\r?\n(?:#[^\n]*\n)*(?:WIDTH|HEIGHT|DEPTH|MAXVAL|TUPLTYPE)\s", images.image),
+    Magic("gzip", rb"\x1f\x8b\x08", archives.compressed, keeps=_COMPRESSED_FORMATS),
+    Magic("bzip2", rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)", archives.compressed, keeps=_COMPRESSED_FORMATS),
+    Magic("xz", rb"\xfd7zXZ\x00", archives.compressed, keeps=_COMPRESSED_FORMATS),
+    Magic("tar", rb".{257}ustar", archives.tar_archive),
+    Magic("7z", rb"7z\xbc\xaf\x27\x1c", _not_read(NOT_READ[".7z"])),
+    Magic("rar", rb"Rar!\x1a\x07", _not_read(NOT_READ[".rar"])),
+    Magic("EMF", rb"\x01\x00\x00\x00.{36} EMF", _not_read(NOT_READ[".emf"])),
+    Magic("WMF", rb"\xd7\xcd\xc6\x9a", _not_read(NOT_READ[".wmf"])),
+    Magic("HEIC", rb".{4}ftyp(?:heic|heix|heim|heis|hevc|hevx|mif1|msf1)", _not_read(NOT_READ[".heic"])),
+    Magic("PGP", re.escape(signatures.ARMOUR_HINT.encode()), signatures.signed_or_encrypted, weak=True),
 )
+# The readers of text formats: a weak magic does not overrule them.
+TEXT_READERS = (
+    textual.plain,
+    textual.csv,
+    textual.html,
+    textual.xml,
+    textual.calendar,
+    textual.vcard,
+    messages.eml,
+)
+# Enough for every pattern above: tar's mark at 257, a netpbm header with a comment or two.
+SNIFF_BYTES = 512
+# One expression, one group per entry: a file is matched once, not once per format.
+_MAGIC = re.compile(
+    b"|".join(b"(?P<m%d>%s)" % (i, magic.pattern) for i, magic in enumerate(MAGIC)), re.DOTALL
+)
+# PDF readers accept a header after some bytes of junk (a mail program's or a web server's).
+PDF_HEADER = b"%PDF-"
+PDF_HEADER_WITHIN = 1024
+
+
+def magic_of(data: bytes) -> Magic | None:
+    """The format the file's first bytes say, if they say one."""
+    found = _MAGIC.match(data, 0, SNIFF_BYTES)
+    if found is None or found.lastgroup is None:
+        return None
+    return MAGIC[int(found.lastgroup[1:])]
 
 
 # Share of a sample that must be printable for a file of no known kind to be read as text.
@@ -207,15 +317,27 @@ TEXT_SHARE = 0.95
 
 
 def sniff(data: bytes) -> Extractor | None:
-    head = data[:16]
-    for magic, extractor in MAGIC:
-        if head.startswith(magic):
-            return extractor
+    """A reader for a file that neither its bytes' magic, its type nor its name places."""
+    if PDF_HEADER in data[:PDF_HEADER_WITHIN]:
+        return pdf.pdf
     sample = textual.decode_text(data[:4096], None)
     printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in sample)
     if sample and printable >= TEXT_SHARE * len(sample):
         return textual.plain
     return None
+
+
+def choose(att: Attachment) -> tuple[Extractor | None, str]:
+    """The reader for the attachment, and a note when its bytes say another format than its type or
+    name (never a reason to refuse: the bytes are read as what they are)."""
+    declared, said = _declared(att.name, att.content_type)
+    magic = magic_of(att.data)
+    if magic is None or (magic.weak and declared in TEXT_READERS):
+        return declared or sniff(att.data), ""
+    if declared is not None and declared in magic.keeps:
+        return declared, ""
+    agrees = declared is None or declared is magic.reader or declared in magic.fits
+    return magic.reader, "" if agrees else f"{magic.label}, {said}"
 
 
 def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
@@ -226,7 +348,9 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
             raise Unreadable(f"fler än {limits.max_mime_depth} nivåer inuti varandra")
         extract(member, into, limits)
 
-    extractor = extractor_for(att.name, att.content_type) or sniff(att.data)
+    extractor, disagreement = choose(att)
+    if disagreement:  # shown wherever the attachment is named: its findings and its unscanned entry
+        att = replace(att, part=f"{att.part} [{disagreement}]")
     if extractor is None:
         out.unreadable(att.part, att.content_type, "filtypen kan inte läsas")
         return
