@@ -88,12 +88,23 @@ def _identity_length(run: str) -> bool:
     return len(digits) == 12 or (len(digits) == 10 and not digits.startswith("0"))
 
 
+# Modes with more than 8 bits a sample (16-bit PNG, TIFF and PGM; float TIFF): converting them to grey
+# clips every value above 255 to white, so they are scaled to their own range first.
+WIDE_MODES = frozenset(("I", "I;16", "I;16L", "I;16B", "I;16N", "F"))
+
+
 def _prepared(image: Image) -> Image:
-    """Grey scale, and small scans enlarged: Tesseract misreads digits a few pixels high."""
+    """Grey on white, and small scans enlarged: Tesseract misreads digits a few pixels high."""
     from PIL import Image as PILImage
 
-    if image.mode not in ("L", "1"):
-        if image.mode in ("RGBA", "LA", "P", "PA"):
+    if image.mode in WIDE_MODES:
+        image = image.convert("I") if image.mode.startswith("I;16") else image
+        low, high = image.getextrema()
+        image = image.point(lambda v: (v - low) * (255 / ((high - low) or 1))).convert("L")  # type: ignore[operator]
+    if image.mode not in ("L", "1") or "transparency" in image.info:
+        # A transparent background (a GIF's, a PNG's) is white, as a mail program shows it; left to
+        # pytesseract, it is saved with the picture and Tesseract reads it as black.
+        if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
             image = image.convert("RGBA")
             background = PILImage.new("RGBA", image.size, "white")
             image = PILImage.alpha_composite(background, image)
@@ -107,4 +118,9 @@ def _prepared(image: Image) -> Image:
             image = image.resize(
                 (round(image.width * factor), round(image.height * factor)), PILImage.Resampling.LANCZOS
             )
+    if image.format or image.info:
+        # pytesseract saves the picture in its own format (and refuses some, e.g. a camera's MPO) with
+        # its info: a plain copy goes to Tesseract as PNG.
+        image = image.copy()
+        image.info = {}
     return image
