@@ -103,6 +103,7 @@ WINDOW = 240
 _LOOK_BACK = 32
 # Not yet in `_Cache.seconds` (None there means: only the walk can tell).
 _UNSEEN = (-1, -1, False)
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -118,15 +119,26 @@ class _Cache:
     nonstarts: set[str] = field(default_factory=set)
     heads: dict[str, int | None] = field(default_factory=dict)
     pairs: dict[tuple[str, str | None], bool] = field(default_factory=dict)
+    # A common word in lower case and the start after it -> whether a name goes on from one into
+    # the other (see `RegisterIndex._lower_case_start`).
+    looked_back: dict[tuple[str, str], bool] = field(default_factory=dict)
     hashes: dict[str, int] = field(default_factory=dict)
     # A following word -> its word's hashes (as written, and without a genitive s) and whether it
     # is a common word in lower case, if it is plain enough to judge; else None.
     seconds: dict[str, tuple[int, int, bool] | None] = field(default_factory=dict)
     # A short start -> a search for it as a whole word.
     finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
+    # A start in lower case -> the common words that begin a phrase going on into it (most: none).
+    after_common: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def size(self) -> int:
-        return len(self.nonstarts) + len(self.heads) + len(self.hashes) + len(self.seconds)
+        return (
+            len(self.nonstarts)
+            + len(self.heads)
+            + len(self.hashes)
+            + len(self.seconds)
+            + len(self.after_common)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +163,10 @@ class RegisterIndex:
         self._cache = _Cache()
         self._title_head = mix(ROOT, TITLE)
         self._title_prefix = bool(self.tables.phrases.get(self._title_head) & PREFIX)
+        # The common words that begin some client's name, with the hash after each (a few hundred
+        # at most): what a lower-case name may begin with.
+        starts = ((w, mix(ROOT, self._token_hash_of(w))) for w in sorted(COMMON_WORD_NAMES))
+        self._common_starts = tuple((w, node) for w, node in starts if self.tables.phrases.get(node) & PREFIX)
 
     def __len__(self) -> int:
         return len(self.tables.customer_numbers)
@@ -234,8 +250,9 @@ class RegisterIndex:
             yield from self._occurrences(cache, text, words, left)
         if cache.size() > CACHE_LIMIT:
             self._cache = _Cache()  # a reader holding the old one still sees a consistent cache
-        elif len(cache.pairs) > PAIR_LIMIT:
+        elif len(cache.pairs) + len(cache.looked_back) > PAIR_LIMIT:
             cache.pairs.clear()  # answers only: asked again when needed
+            cache.looked_back.clear()
 
     def _occurrences(
         self, cache: _Cache, text: str, words: list[str], starts: set[str]
@@ -297,25 +314,45 @@ class RegisterIndex:
         "stig sahlberg". Such a word looks back at the word before it. The walk decides whether
         the two are a name; the gap between them is judged there too.
         """
+        commons = cache.after_common.get(raw)
+        if commons is None:
+            commons = cache.after_common[raw] = self._common_words_before(cache, raw)
+        if not commons or start < 2:
+            return None  # most words: no common word begins a name going on into them
+        # The word before: found with a few steps back, as `de` alone passes here thousands of times.
         lo = max(0, start - _LOOK_BACK)
-        before = text[lo:start].split()
-        while before and not before[-1].strip(">"):
-            before.pop()  # a quote prefix after a line break: `stig\n> sahlberg`
-        if not before:
-            return None
-        previous = before[-1]
-        word = plain_word(previous)
-        if word is None or not word.islower() or fold(word) not in COMMON_WORD_NAMES:
-            return None
-        end = text.rfind(previous, lo, start) + len(previous)
-        first = end - len(previous)
+        end = start - 1  # (`raw` follows a space, as `str.split` cut it)
+        while end > lo and (text[end - 1].isspace() or text[end - 1] == ">"):
+            end -= 1  # the gap, with a quote prefix after a line break: `stig\n> sahlberg`
+        first = max(text.rfind(" ", lo, end), text.rfind("\n", lo, end), lo - 1) + 1
         if first == lo and lo > 0 and not text[lo - 1].isspace():
             return None  # the end of a longer word, cut by the look back
+        previous = text[first:end]
+        if not previous.isalpha():  # punctuation, or another kind of space inside
+            words = previous.split()
+            previous = words[-1] if words else ""
+            first = end - len(previous)
         pair = (previous, raw)
-        goes_on = cache.pairs.get(pair)
+        goes_on = cache.looked_back.get(pair)
         if goes_on is None:
-            goes_on = cache.pairs[pair] = self._may_continue(cache, previous, raw)
+            word = plain_word(previous) if previous else None
+            goes_on = cache.looked_back[pair] = (
+                word is not None
+                and word.islower()
+                and fold(word) in commons
+                and self._may_continue(cache, previous, raw)
+            )
         return (first, end) if goes_on else None
+
+    def _common_words_before(self, cache: _Cache, raw: str) -> frozenset[str]:
+        """The common words that begin a phrase going on into the raw word `raw`."""
+        second = self._second(cache, raw)
+        if second is None:  # only the walk can tell
+            return frozenset(w for w, _ in self._common_starts)
+        h, alt, _ = second
+        get = self.tables.phrases.get
+        found = [w for w, node in self._common_starts if get(mix(node, h)) or (alt and get(mix(node, alt)))]
+        return frozenset(found) if found else _NONE
 
     def _head(self, cache: _Cache, raw: str) -> int | None:
         """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""
@@ -343,6 +380,17 @@ class RegisterIndex:
             return True
         if head == NEVER or following is None:
             return False  # a name has two words at least
+        second = self._second(cache, following)
+        if second is None:
+            return True
+        h, alt, common = second
+        if common and not (raw.islower() or head == self._title_head):
+            return False  # a common word in lower case goes on only a name written in lower case
+        get = self.tables.phrases.get
+        return bool(get(mix(head, h)) or (alt and get(mix(head, alt))))
+
+    def _second(self, cache: _Cache, following: str) -> tuple[int, int, bool] | None:
+        """What `_Cache.seconds` holds for a word that may go on a phrase."""
         second = cache.seconds.get(following, _UNSEEN)
         if second is _UNSEEN:
             m = _LEADING_WORD.match(following)
@@ -354,13 +402,7 @@ class RegisterIndex:
                 alt = self._hash(cache, folded[:-1]) if len(folded) > 2 and folded.endswith("s") else 0
                 second = (self._hash(cache, folded), alt, not eligible(m["word"]))
             cache.seconds[following] = second
-        if second is None:
-            return True
-        h, alt, common = second
-        if common and not (raw.islower() or head == self._title_head):
-            return False  # a common word in lower case goes on only a name written in lower case
-        get = self.tables.phrases.get
-        return bool(get(mix(head, h)) or (alt and get(mix(head, alt))))
+        return second
 
     def search(self, text: str) -> list[tuple[_Match, int]]:
         """Every match in the text, overlaps resolved (leftmost, then longest), as (match, value).

@@ -63,6 +63,8 @@ LOWER_CASE_NAMES = (
     ("30001", "(stig sahlberg) vill ha tid på fredag", "stig sahlberg"),
     ("30001", "vi var hos stig sahlberg.", "stig sahlberg"),
     ("30001", "> hälsa till stig\n> sahlberg från oss", "stig\n> sahlberg"),
+    ("30001", "ring\tstig\u00a0sahlberg nu", "stig\u00a0sahlberg"),
+    ("30001", "stig sahlberg", "stig sahlberg"),
     ("30002", "pär strand-eriksson har fått ny rollator", "pär strand-eriksson"),
     ("30002", "par strand-eriksson har fått ny rollator", "par strand-eriksson"),
     ("30002", "gäller strand-eriksson, pär inför mötet", "strand-eriksson, pär"),
