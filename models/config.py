@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -141,6 +142,48 @@ class Limits(Section):
     max_unpacked_bytes: int = Field(200 * 1024 * 1024, ge=1024)
 
 
+class Milter(Section):
+    """`brukarvakt milter`: where Postfix (smtpd_milters) or Sendmail (INPUT_MAIL_FILTER) reaches it."""
+
+    # Postfix's own notation: inet:HOST:PORT, or unix:/PATH for a socket file (removed first when
+    # stale, created with socket_mode). libmilter's inet:PORT@HOST is accepted too.
+    listen: str = "inet:127.0.0.1:8891"
+    # Octal permissions of a unix socket: the group lets a Postfix in that group connect.
+    socket_mode: str = "660"
+    # A group to give a unix socket (the MTA's, e.g. postfix); the milter's user must be a member.
+    socket_group: str | None = None
+    # How long a connection may wait for the MTA's next command (libmilter's timeout).
+    timeout_seconds: int = Field(600, ge=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        kind, _, rest = v.partition(":")
+        if kind in ("unix", "local") and rest.startswith("/"):
+            return v
+        if kind in ("inet", "inet6") and (rest.rpartition(":")[2].isdigit() or "@" in rest):
+            return v
+        raise ValueError("allowed: inet:HOST:PORT (e.g. inet:127.0.0.1:8891) or unix:/PATH")
+
+    @field_validator("socket_mode", mode="before")
+    @classmethod
+    def _mode(cls, v: object) -> object:
+        # YAML 1.1 reads an unquoted 0660 as the octal number 432, and 660 as the decimal 660:
+        # both meant rw-rw----. (A socket mode that would differ between the readings has no
+        # write bit, which no MTA could connect through.)
+        if isinstance(v, int) and not isinstance(v, bool):
+            octal = format(v, "o")
+            return octal if len(octal) == 3 else str(v)
+        return v
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _octal(cls, v: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", v):
+            raise ValueError("allowed: octal permissions such as 660 or 0600")
+        return v.lstrip("0").rjust(3, "0")
+
+
 # "register" is also the name of ABCMeta.register, a metaclass method that instances never see:
 # pydantic's warning about the shadowing does not apply, so it is silenced for this class only.
 with warnings.catch_warnings():
@@ -159,4 +202,5 @@ with warnings.catch_warnings():
         audit: Audit = Audit()
         quarantine: Quarantine = Quarantine()
         limits: Limits = Limits()
+        milter: Milter = Milter()
         language: Literal["sv"] = "sv"

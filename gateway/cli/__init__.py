@@ -24,6 +24,7 @@ COMMANDS = {
     "user": "gateway.cli.user",
     "audit": "gateway.cli.audit",
     "quarantine": "gateway.cli.quarantine",
+    "milter": "gateway.cli.milter",
 }
 
 
@@ -104,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scan",
         action="store_true",
         help="relay WITHOUT scanning: only for measuring the passthrough baseline",
+    )
+
+    milter = verbs.add("milter", "run the gateway as a milter for Postfix or Sendmail (milter.listen)")
+    milter.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes accepting on the same socket (default 1)"
     )
 
     verbs.add("check-config", "validate the configuration and say what it means")
