@@ -602,16 +602,19 @@ class _Writer:
         return head + "\n" + "\n".join(f"> {line}" if line else ">" for line in body.split("\n"))
 
     def write(
-        self, target: int, identifiers: list[tuple[str, str, str]]
+        self,
+        target: int,
+        identifiers: list[tuple[str, str, str]],
+        sizes: tuple[int, int] = (MIN_BYTES, MAX_BYTES),
     ) -> tuple[str, list[Planted], list[Negative]]:
         r = self.rng
         parts = [r.choice(GREETINGS).format(r.choice(self.sources.first_names))]
         size = len(parts[0])
-        budget = max(target - 300, MIN_BYTES)  # the signature and the planted paragraphs come on top
+        budget = max(target - 300, sizes[0])  # the signature and the planted paragraphs come on top
         body: list[str] = []
         while size < budget:
             p = self.paragraph()
-            if size + len(p.encode("utf-8")) > MAX_BYTES - 1500:
+            if size + len(p.encode("utf-8")) > sizes[1] - 1500:
                 break
             body.append(p)
             size += len(p.encode("utf-8")) + 2
@@ -671,8 +674,9 @@ def generate(
     seed: int = SEED,
     identifier_share: float = IDENTIFIER_SHARE,
     sources: Sources | None = None,
+    sizes: tuple[int, int] = (MIN_BYTES, MAX_BYTES),
 ) -> list[Document]:
-    """`count` mails of 1-50 KB; about `identifier_share` of them carry 1-3 identifiers."""
+    """`count` mails of `sizes` bytes (1-50 KB); about `identifier_share` of them carry 1-3 identifiers."""
     sources = sources or load_sources()
     rng = random.Random(seed)
     negatives = Negatives(rng, sources)
@@ -682,14 +686,14 @@ def generate(
     planted_so_far = 0
     width = len(str(count))
     for n in range(count):
-        target = int(math.exp(rng.uniform(math.log(MIN_BYTES), math.log(MAX_BYTES))))
+        target = int(math.exp(rng.uniform(math.log(sizes[0]), math.log(sizes[1]))))
         identifiers = []
         if n in with_ids:
             for _ in range(rng.randint(1, 3)):
                 identifiers.append(_identifier(rng, sources, planted_so_far))
                 planted_so_far += 1
         writer = _Writer(rng, sources, negatives)
-        text, planted, hard = writer.write(target, identifiers)
+        text, planted, hard = writer.write(target, identifiers, sizes)
         documents.append(Document(f"mail-{n:0{width}d}.txt", text, tuple(planted), tuple(hard)))
     return documents
 

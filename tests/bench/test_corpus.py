@@ -56,6 +56,13 @@ def test_every_text_is_mail_sized() -> None:
     assert max(sizes) > 10 * min(sizes), "sizes spread from short notes to long threads"
 
 
+def test_a_smaller_size_range_gives_texts_within_it() -> None:
+    small = (1536, 30 * 1024)
+    sizes = [len(d.text.encode("utf-8")) for d in corpus.generate(60, sizes=small, sources=sources())]
+    assert min(sizes) >= small[0]
+    assert max(sizes) <= small[1]
+
+
 def test_about_one_text_in_a_hundred_carries_identifiers_by_default() -> None:
     docs = corpus.generate(300, sources=sources())
     carriers = sum(1 for d in docs if d.planted)
