@@ -265,7 +265,7 @@ def test_an_image_larger_than_allowed_is_refused_before_it_is_decoded() -> None:
         ("data.bin", bytes(range(256)) * 4, "filtypen kan inte läsas"),
         ("logga.emf", bytes(range(256)), "vektorbild (EMF) kan inte läsas: spara bilden som PNG"),
         ("IMG_0001.heic", bytes(range(256)), "HEIC-bild kan inte läsas: skicka den som JPEG"),
-        ("trasig.pdf", b"%PDF-1.7\n" + bytes(range(256)), "kan inte läsas (Pdf"),  # the library's error type
+        ("trasig.pdf", b"%PDF-1.7\n" + bytes(range(256)), "PDF-filen är trasig och kan inte läsas"),
     ],
     ids=["7z", "unknown-binary", "emf", "heic", "broken-pdf"],
 )
