@@ -36,8 +36,6 @@ ROUTE_SECURE = "secure"
 HANDED_BACK = Delivery(code=250, message="2.0.0 Ok: accepted for the MTA to deliver", delivered=True)
 # Beyond the pipeline's own deadlines (scan timeout plus its backstop): a last resort only.
 DECISION_MARGIN_SECONDS = 15.0
-# libmilter notices a stop at its next poll, at most this long after it was asked.
-LIBMILTER_POLL_SECONDS = 5.0
 
 
 async def back_to_the_mta(config: Config, outgoing: Outgoing) -> Delivery:
@@ -199,14 +197,14 @@ class MilterDoor:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let the messages being decided finish; the MTA tempfails the rest."""
         self.closing = True
-        libmilter.stop()
+        await asyncio.to_thread(libmilter.stop, self.sock)
         self.pipeline.notices.stop()
         grace = self.config.limits.scan_timeout_seconds + DECISION_MARGIN_SECONDS if grace is None else grace
         deadline = time.monotonic() + grace
         while self.busy() and time.monotonic() < deadline:
             await asyncio.wait(self.busy(), timeout=max(0.0, deadline - time.monotonic()))
         if self.thread is not None:
-            await asyncio.to_thread(self.stopped.wait, LIBMILTER_POLL_SECONDS + 1)
+            await asyncio.to_thread(self.stopped.wait, libmilter.STOP_SECONDS)
         self.pipeline.close()
 
     def busy(self) -> set[asyncio.Task[Any]]:

@@ -19,6 +19,8 @@ import os
 import re
 import socket
 import stat
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ PROTOCOL = (
 # address (logs only) and the MTA's queue id (logs only). Postfix and Sendmail send these with
 # MAIL FROM when asked (protocol version 6, SMFIF_SETSYMLIST).
 MACROS = ("{auth_authen}", "{auth_type}", "{tls_version}", "{client_addr}", "i")
+# libmilter's stop waits for its listener's poll, which looks at the socket every 5 seconds.
+STOP_SECONDS = 6.0
 MAX_REPLY_LINES = 32  # libmilter's limit for a multi-line reply (smfi_setmlreply)
 
 Kind = Literal["continue", "accept", "reject", "tempfail", "discard"]
@@ -345,6 +349,22 @@ def run(factory: SessionFactory, timeout_seconds: int) -> None:
         raise
 
 
-def stop() -> None:
-    """Ask libmilter to stop accepting; `run` returns within a few seconds (its poll interval)."""
-    milter.stop()
+def stop(listening: socket.socket | None = None) -> None:
+    """Ask libmilter to stop accepting, and wait until it has (blocks: call it in a thread).
+
+    libmilter's stop waits for its listener's poll (5 s) to end; connections to `listening` end
+    the poll at once (libmilter closes them as MTAs that left before saying anything).
+    """
+    done = threading.Event()
+
+    def ask() -> None:
+        milter.stop()
+        done.set()
+
+    threading.Thread(target=ask, name="libmilter-stop", daemon=True).start()
+    deadline = time.monotonic() + STOP_SECONDS
+    while not done.wait(0.05) and time.monotonic() < deadline:
+        if listening is not None:
+            with contextlib.suppress(OSError), socket.socket(listening.family, socket.SOCK_STREAM) as wake:
+                wake.settimeout(1.0)
+                wake.connect(listening.getsockname())

@@ -20,12 +20,13 @@ import pytest
 
 from tests.conftest import TEST_KEY
 from tests.e2e.postfix import MANAGER, SECURE_DOMAIN, STAFF, Gateway, Postfix, Sink, free_port
+from tests.gateway.milter_mta import MilterProcess
 
 
 @dataclass
 class Chain:
     postfix: Postfix
-    gateway: Gateway
+    gateway: Gateway | MilterProcess
     sink: Sink
 
 
@@ -84,6 +85,52 @@ def after_queue() -> Iterator[Chain]:
     yield from _chain("after-queue")
 
 
+def milter_config(folder: Path, port: int, return_port: int) -> Path:
+    """brukarvakt milter behind Postfix (deploy/postfix/milter): identity from Postfix's macros.
+
+    next_hop is Postfix's return listener, where notices and released messages go in unscanned.
+    """
+    path = folder / "brukarvakt-milter.yaml"
+    path.write_text(
+        f"""\
+milter: {{listen: "inet:127.0.0.1:{port}"}}
+next_hop: {{host: 127.0.0.1, port: {return_port}, tls: none, timeout_seconds: 30}}
+secure:
+  domains: ["{SECURE_DOMAIN}"]
+  next_hop: {{host: 127.0.0.1, port: {return_port}, tls: none}}
+policy:
+  managers: ["{MANAGER}"]
+  staff:
+    - {{address: "{STAFF}", name: "Anna Lind"}}
+    - {{address: "{MANAGER}", name: "Karin Berg"}}
+  on_block: reject
+audit: {{path: {folder}/milter-audit.jsonl}}
+quarantine: {{path: {folder}/milter-quarantine}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def milter() -> Iterator[Chain]:
+    """staff client --587--> Postfix (smtpd_milters: brukarvakt milter) --> queue --> the sink."""
+    sink = Sink()
+    sink.start()
+    postfix = Postfix("milter", sink.port, free_port(), (STAFF, MANAGER))
+    env = dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY=TEST_KEY.decode())
+    process = MilterProcess(milter_config(postfix.root, postfix.gateway_port, postfix.return_port), env)
+    try:
+        process.start()
+        postfix.start()
+        yield Chain(postfix, process, sink)
+    finally:
+        process.stop()
+        postfix.stop()
+        sink.stop()
+        postfix.remove()
+
+
 def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -96,7 +143,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
-        for name in ("before_queue", "after_queue"):
+        for name in ("before_queue", "after_queue", "milter"):
             chain = funcargs.get(name)
             if isinstance(chain, Chain):
                 report.sections.append((f"{name}: Postfix log", _tail(chain.postfix.log())))

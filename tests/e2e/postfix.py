@@ -48,6 +48,15 @@ INSTANCE_OVERRIDES = {
     # The final destination is a plain test sink on loopback.
     "smtp_tls_security_level": "none",
 }
+# Per mode: what the milter example needs moved ({gateway} is the milter's port). Its header
+# checks file goes into the instance's etc, its secure relay becomes the sink.
+MODE_OVERRIDES = {
+    "milter": {
+        "smtpd_milters": "inet:127.0.0.1:{gateway}",
+        "milter_header_checks": "regexp:{root}/etc/brukarvakt_milter_header_checks",
+    },
+}
+SECURE_RELAY = "[sakra-relay.hemtjanst.example]:25"
 REQUIRED_TOOLS = ("postfix", "postconf", "postqueue", "saslpasswd2", "openssl")
 START_TIMEOUT = 30.0
 
@@ -171,7 +180,7 @@ class Sink:
 class Postfix:
     """A private Postfix: own config, queue and data folders, own ports, logs in `log_path`."""
 
-    mode: str  # "before-queue" or "after-queue"
+    mode: str  # "before-queue", "after-queue" or "milter": a folder of deploy/postfix
     sink_port: int
     gateway_port: int
     users: tuple[str, ...]
@@ -232,7 +241,15 @@ class Postfix:
         os.chown(self.root / "data", postfix_user.pw_uid, postfix_user.pw_gid)
         shutil.copy(DEPLOY / self.mode / "main.cf.example", self.etc / "main.cf")
         (self.etc / "master.cf").write_text(self.master_cf())
-        settings = {k: v.format(root=self.root, sink=self.sink_port) for k, v in INSTANCE_OVERRIDES.items()}
+        overrides = {**INSTANCE_OVERRIDES, **MODE_OVERRIDES.get(self.mode, {})}
+        settings = {
+            k: v.format(root=self.root, sink=self.sink_port, gateway=self.gateway_port)
+            for k, v in overrides.items()
+        }
+        checks = DEPLOY / self.mode / "brukarvakt_milter_header_checks"
+        if checks.exists():
+            text = checks.read_text().replace(SECURE_RELAY, f"[127.0.0.1]:{self.sink_port}")
+            (self.etc / checks.name).write_text(text)
         self._run("postconf", "-c", str(self.etc), "-e", *(f"{k}={v}" for k, v in settings.items()))
         self._run(
             "openssl",
@@ -305,6 +322,17 @@ class Postfix:
 
     def flush(self) -> None:
         self._run("postqueue", "-c", str(self.etc), "-f")
+
+    def sendmail(self, sender: str, recipients: list[str], msg: EmailMessage) -> None:
+        """A program on this host submitting with Postfix's sendmail command (pickup, no SMTP)."""
+        done = subprocess.run(
+            ["sendmail", "-C", str(self.etc), "-i", "-f", sender, "--", *recipients],
+            input=msg.as_bytes(),
+            capture_output=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"sendmail failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
 
 
 class Gateway:

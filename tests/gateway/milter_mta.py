@@ -237,7 +237,9 @@ class MilterProcess:
         deadline = time.monotonic() + timeout
         while '"event": "listening"' not in self.log()[offset:]:
             if not self.alive():
-                raise RuntimeError(f"brukarvakt milter exited ({self.process.returncode}): {self.log()[offset:]}")
+                raise RuntimeError(
+                    f"brukarvakt milter exited ({self.process.returncode}): {self.log()[offset:]}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"brukarvakt milter did not start within {timeout:.0f} s: {self.log()}")
