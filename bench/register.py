@@ -173,7 +173,8 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 from gateway.config import load
-from gateway import mail, server  # what the gateway process imports anyway
+from gateway import mail  # what the gateway process imports anyway
+from gateway.smtp import server
 from models.findings import Segment
 config = load(Path(sys.argv[1]))
 base = rss()
