@@ -28,6 +28,7 @@ _PATH_KEYS = (
     ("privacy", "key_file"),
     ("audit", "path"),
     ("quarantine", "path"),
+    ("console", "users_file"),
 )
 
 

@@ -24,6 +24,9 @@ EventAction = Literal[
     "console-login",  # a console user signed in, or failed to
     "console-search",  # a search of the audit by person (the search term is never written)
     "console-export",  # a search result exported
+    "console-logout",  # a console user signed out, or was signed out after the idle timeout
+    "console-view",  # a held message opened in the console, masked
+    "release-failed",  # a release the next hop refused or deferred: the message stays held
 ]
 
 

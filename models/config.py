@@ -142,6 +142,38 @@ class Limits(Section):
     max_unpacked_bytes: int = Field(200 * 1024 * 1024, ge=1024)
 
 
+class ConsoleListen(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=0, le=65535)
+
+
+class Console(Section):
+    """The compliance console (`brukarvakt console`): a web application on its own address."""
+
+    listen: ConsoleListen = ConsoleListen()
+    # Console users and their roles (compliance, viewer), argon2 hashes: `brukarvakt console-user`.
+    # Apart from auth.users_file: signing in to the console gives no right to send mail, nor the reverse.
+    users_file: Path = Path("var/console-users")
+    # Signed out after this long without a request.
+    idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Failed sign-ins (per user name, and per client address) before sign-in waits lockout_seconds,
+    # doubling with every further failure.
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_seconds: int = Field(60, ge=1)
+    # Decisions shown on a search page; an export holds them all.
+    max_results: int = Field(500, ge=10)
+
+
+class MetricsListen(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9125, ge=0, le=65535)
+
+
+class Metrics(Section):
+    # Where `serve` answers Prometheus scrapes (/metrics); null: no metrics.
+    listen: MetricsListen | None = None
+
+
 class Milter(Section):
     """`brukarvakt milter`: where Postfix (smtpd_milters) or Sendmail (INPUT_MAIL_FILTER) reaches it."""
 
@@ -202,5 +234,7 @@ with warnings.catch_warnings():
         audit: Audit = Audit()
         quarantine: Quarantine = Quarantine()
         limits: Limits = Limits()
+        console: Console = Console()
+        metrics: Metrics = Metrics()
         milter: Milter = Milter()
         language: Literal["sv"] = "sv"

@@ -18,6 +18,8 @@ EXIT_USAGE = 2
 # hidden in a function: every command module is an ordinary module with top-level imports.)
 COMMANDS = {
     "lint": "gateway.cli.lint",
+    "console": "gateway.cli.console",
+    "console-user": "gateway.cli.console_user",
     "serve": "gateway.cli.serve",
     "check-config": "gateway.cli.check_config",
     "register": "gateway.cli.register",
@@ -145,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         if action in ("release", "delete"):
             held.add_argument("--reason", metavar="TEXT", help="why (written to the audit log)")
     quarantine.add("purge", "delete held messages older than quarantine.retention_days")
+
+    verbs.add("console", "run the compliance console (a web application on console.listen)")
+    console_user = verbs.actions(verbs.add("console-user", "who may sign in to the compliance console"))
+    add = console_user.add(
+        "add", "add a console user or change a password (read from stdin when not a terminal)"
+    )
+    add.add_argument("name")
+    add.add_argument("--role", choices=("compliance", "viewer"), required=True)
+    console_user.add("remove", "remove a console user").add_argument("name")
+    console_user.add("list", "list console users and their roles")
     return parser
 
 
