@@ -163,7 +163,8 @@ def _import_alone(module: str) -> tuple[str, int, str]:
 
 def test_every_module_imports_on_its_own_in_a_fresh_interpreter() -> None:
     # (A module that works only after another was imported first hides a cycle or a missing import.)
-    names = sorted(modules(REPO))
+    # (A package's __main__ is a program: importing it runs it. Its imports are in the graph above.)
+    names = sorted(name for name in modules(REPO) if name.rpartition(".")[2] != "__main__")
     assert len(names) > 30  # the folders were walked, not missed
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         failed = [(m, err) for m, code, err in pool.map(_import_alone, names) if code != 0]
