@@ -282,6 +282,14 @@ MAGIC: tuple[Magic, ...] = (
     Magic("WMF", rb"\xd7\xcd\xc6\x9a", _not_read(NOT_READ[".wmf"])),
     Magic("HEIC", rb".{4}ftyp(?:heic|heix|heim|heis|hevc|hevx|mif1|msf1)", _not_read(NOT_READ[".heic"])),
     Magic("PGP", re.escape(signatures.ARMOUR_HINT.encode()), signatures.signed_or_encrypted, weak=True),
+    # Binary OpenPGP encrypted to a key (tag 1, version 3 or 6) or a password (tag 3, version 4-6),
+    # as Exchange leaves PGP/MIME: a part of no name or type but its bytes.
+    Magic(
+        "PGP",
+        rb"(?:\xc1[\x00-\xbf]|\xc1[\xc0-\xdf].|\x84.|\x85..)[\x03\x06]|(?:\xc3[\x00-\xbf]|\x8c.)[\x04-\x06]",
+        signatures.signed_or_encrypted,
+        weak=True,
+    ),
 )
 # The readers of text formats: a weak magic does not overrule them.
 TEXT_READERS = (
