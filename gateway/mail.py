@@ -103,7 +103,9 @@ class _Message(Message):
     re-parses its parameters: together most of the time a small text message took. Here the
     first value of each name is indexed when first asked for (every method that changes the
     headers drops the index), and the content type and a parameter parse are remembered with the
-    header value they were made from. Every answer is compat32's own (tests/gateway/test_mail.py).
+    header value they were made from. Every answer is compat32's own (tests/gateway/test_mail.py)
+    but one, on purpose: the main type of a message/* part in a transfer encoding
+    (`get_content_maintype`).
     """
 
     _index: dict[str, tuple[str, str]] | None = None

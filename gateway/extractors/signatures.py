@@ -107,9 +107,9 @@ def _cms(info: Any, att: Attachment, out: Extracted, limits: Limits, recurse: Re
         content = _inflate(packed, out, limits) if isinstance(packed, bytes) else None
     elif kind in WRAPPING_CMS:
         encap = info["content"]["encap_content_info"]
-        if encap["content_type"].native in ENCRYPTED_CMS:
-            raise EncryptedMessage()
         content = encap["content"].native
+        if encap["content_type"].native in ENCRYPTED_CMS:  # signed, then encrypted without MIME between
+            _held_encrypted(att, content if isinstance(content, bytes) else b"", out, limits)
     else:  # "data": the content as is
         content = info["content"].native
     if content is None:
