@@ -111,7 +111,8 @@ def hits(text: str, ctx: ScanContext, detectors: Iterable[Detector] | None = Non
 
 def redact(text: str, ctx: ScanContext) -> str:
     """The text with every identifier replaced by its masked form (for part names, subjects)."""
-    return replace(text, hits(text, ctx), lambda h: h.masked)
+    found = hits(text, ctx)
+    return replace(text, found, lambda h: h.masked) if found else text
 
 
 def redact_numbers(text: str, today: date) -> str:
