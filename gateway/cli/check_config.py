@@ -25,4 +25,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  blocked mail: {config.policy.on_block}; unscannable mail: {config.policy.on_unscannable}")
     upstreams = ", ".join(config.auth.upstreams) or "none"
     print(f"  trusted upstreams: {upstreams}; SMTP AUTH users: {config.auth.users_file or 'none'}")
+    print(f"  as a milter (brukarvakt milter): {config.milter.listen}")
     return 0

@@ -329,6 +329,11 @@ def _listening(expected: str | int) -> socket.socket:
                 name == expected if isinstance(name, str) else name[1] == expected
             ):
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+                if sock.family != socket.AF_UNIX:
+                    # Accepted connections inherit it (Linux): an answer in two writes (the header,
+                    # then accept) must not wait for the MTA's delayed ACK (measured: 100 -> 62 ms a
+                    # message for one session through Postfix).
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return sock
             sock.close()
     raise UserError(f"libmilter opened no listening socket on {expected} (milter.listen)")
