@@ -13,12 +13,12 @@ the event loop. A session hands the finished message to the loop and waits for t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from typing import Any
 
 from gateway import replies
@@ -233,20 +233,47 @@ class MilterDoor:
     def decide(self, arrival: Arrival) -> Outcome:
         """The pipeline's outcome for a message, from a libmilter thread (blocks it, not the loop)."""
         assert self.loop is not None
-        future: Future[Outcome] = asyncio.run_coroutine_threadsafe(self._process(arrival), self.loop)
+        decision = _Decision(arrival)
+        self.loop.call_soon_threadsafe(self._start, decision)
         limits = self.config.limits
-        try:
-            return future.result(timeout=limits.scan_timeout_seconds + DECISION_MARGIN_SECONDS)
-        except TimeoutError:
+        if not decision.done.acquire(timeout=limits.scan_timeout_seconds + DECISION_MARGIN_SECONDS):
             log("decision_timeout", "error", recipient_domains=domains(arrival.rcpt_tos))
             return Outcome(replies.plain(replies.SCAN_TIMEOUT), "deferred", refusal="decision_timeout")
+        assert decision.outcome is not None
+        return decision.outcome
 
-    async def _process(self, arrival: Arrival) -> Outcome:
-        task = asyncio.current_task()
-        if task is not None:
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        return await self.pipeline.process(arrival)
+    def _start(self, decision: _Decision) -> None:
+        assert self.loop is not None
+        task = self.loop.create_task(self.pipeline.process(decision.arrival))
+        self.tasks.add(task)
+        task.add_done_callback(functools.partial(self._finished, decision))
+
+    def _finished(self, decision: _Decision, task: asyncio.Task[Outcome]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled() or task.exception() is not None:  # process() never raises: a stop's cut
+            decision.outcome = Outcome(
+                replies.plain(replies.TEMPORARY_FAILURE), "deferred", refusal="cancelled"
+            )
+        else:
+            decision.outcome = task.result()
+        decision.done.release()
+
+
+class _Decision:
+    """One message on its way to the event loop and back.
+
+    The libmilter thread waits on a plain lock that the loop releases, not on a concurrent
+    Future with its condition and callbacks: that hand-over was a sixth of the milter's Python
+    time (py-spy, 5 KB messages from 20 sessions).
+    """
+
+    __slots__ = ("arrival", "outcome", "done")
+
+    def __init__(self, arrival: Arrival) -> None:
+        self.arrival = arrival
+        self.outcome: Outcome | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 async def build(config: Config) -> MilterDoor:
