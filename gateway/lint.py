@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from gateway import mail
-from gateway.scanner import MailScan, Scanner
+from gateway.scanner import Scanner
+from gateway.sniff import looks_like_mail
 from gateway.text import decode_bytes
 from models.findings import Finding, Segment, SenderContext, Unscanned, Verdict
 from rules import engine
@@ -26,7 +26,7 @@ class FileResult:
 
 
 def is_mail(path: str, data: bytes) -> bool:
-    return path.lower().endswith(".eml") or mail.looks_like_mail(data[:8192])
+    return path.lower().endswith(".eml") or looks_like_mail(data[:8192])
 
 
 class Linter:
@@ -52,13 +52,12 @@ class Linter:
         findings = self.scanner.scan_segments([Segment(part=TEXT_PART, text=text)])
         if not findings:
             return FileResult(path, self.clean_text, findings)
-        verdict = self.scanner.decide(MailScan(mail.MailText(), findings), self.text_sender)
-        return FileResult(path, verdict, findings)
+        return FileResult(path, self.scanner.verdict(findings, (), self.text_sender), findings)
 
     @cached_property
     def clean_text(self) -> Verdict:
         """The verdict on plain text with nothing in it, the same for every such file: made once."""
-        return self.scanner.decide(MailScan(mail.MailText(), ()), self.text_sender)
+        return self.scanner.verdict((), (), self.text_sender)
 
     @cached_property
     def text_sender(self) -> SenderContext:
@@ -82,7 +81,7 @@ class Linter:
         worst = (
             max(verdicts, key=lambda v: order[v.verdict])
             if verdicts
-            else self.scanner.decide(MailScan(mail.MailText(), ()), self.sender_context(None, (), ""))
+            else self.scanner.verdict((), (), self.sender_context(None, (), ""))
         )
         return FileResult(path, worst, tuple(findings), tuple(unscanned))
 

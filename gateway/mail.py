@@ -18,6 +18,7 @@ from gateway import attachments
 from gateway.attachments import Attachment, Extracted
 from gateway.extractors import signatures
 from gateway.extractors.base import ENCRYPTED_MESSAGE
+from gateway.sniff import looks_like_mail
 from gateway.text import decode_bytes, html_to_text
 from models.config import Limits
 from models.findings import Segment, Unscanned
@@ -44,26 +45,6 @@ MACHINE_HEADER_PREFIXES = (
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
-_KNOWN_FIRST_HEADERS = re.compile(
-    rb"^(from|to|cc|subject|date|received|return-path|message-id|mime-version|delivered-to|"
-    rb"content-type|reply-to|sender|x-[!-9;-~]*|dkim-signature|arc-[a-z-]+|"
-    rb"authentication-results):",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def looks_like_mail(head: bytes) -> bool:
-    """Whether content starts with RFC 5322 headers (or an mbox "From " line and headers)."""
-    if head.startswith(b"From "):
-        head = head.split(b"\n", 1)[-1]
-    block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
-    lines = block.splitlines()
-    if not lines or not _HEADER_LINE.match(lines[0]):
-        return False
-    if not all(_HEADER_LINE.match(line) or line[:1] in (b" ", b"\t") for line in lines[:50]):
-        return False
-    return _KNOWN_FIRST_HEADERS.search(block) is not None
 
 
 def decode_header_value(raw: str) -> str:
