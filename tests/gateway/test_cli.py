@@ -20,9 +20,17 @@ def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 
 def _positionals(parser: argparse.ArgumentParser) -> list[str]:
-    return [
-        "x" for a in parser._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
-    ]
+    """Placeholders for what a command requires: its positionals and its required options."""
+    words: list[str] = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            continue
+        value = str(next(iter(a.choices))) if a.choices else "x"
+        if not a.option_strings:
+            words.append(value)
+        elif a.required:
+            words = [a.option_strings[0], value, *words]
+    return words
 
 
 def every_command() -> Iterator[tuple[list[str], list[str]]]:
