@@ -22,7 +22,11 @@ def run(args: argparse.Namespace) -> int:
         f"  managers: {len(config.policy.managers)}, staff: {len(config.policy.staff)}, "
         f"secure domains: {len(config.secure.domains)}"
     )
-    print(f"  blocked mail: {config.policy.on_block}; unscannable mail: {config.policy.on_unscannable}")
+    policy = config.policy
+    encrypted = policy.on_encrypted or f"{policy.on_unscannable} (as unscannable)"
+    print(
+        f"  blocked mail: {policy.on_block}; unscannable mail: {policy.on_unscannable}; encrypted: {encrypted}"
+    )
     upstreams = ", ".join(config.auth.upstreams) or "none"
     print(f"  trusted upstreams: {upstreams}; SMTP AUTH users: {config.auth.users_file or 'none'}")
     print(f"  as a milter (brukarvakt milter): {config.milter.listen}")
