@@ -90,6 +90,18 @@ def fold(word: str) -> str:
 
 TITLES = frozenset(fold(w) for w in TITLE_WORDS)
 
+
+def _written_endings() -> dict[str, frozenset[str]]:
+    endings: dict[str, set[str]] = {}
+    for ch in [chr(c) for c in range(0x61, 0x7B)] + [chr(c) for c in _FOLD]:
+        if folded := fold(ch):
+            endings.setdefault(folded[-1], set()).add(ch)
+    return {k: frozenset(v) for k, v in endings.items()}
+
+
+# A folded word's last letter -> the letters the word may end with as written (`a`: a, å, ä, á, ...).
+WRITTEN_ENDINGS = _written_endings()
+
 # A word (apostrophes inside it belong to it), optionally with a genitive suffix that cannot be
 # read as part of the word (`Eva:s`, `Lars'`); a run of digits; a comma (`Andersson, Anna`).
 TOKEN = re.compile(

@@ -37,6 +37,7 @@ from rules.register.folding import (
     COMMON_WORD_NAMES,
     TITLES,
     TOKEN,
+    WRITTEN_ENDINGS,
     Token,
     Tokens,
     eligible,
@@ -128,8 +129,9 @@ class _Cache:
     seconds: dict[str, tuple[int, int, bool] | None] = field(default_factory=dict)
     # A short start -> a search for it as a whole word.
     finders: dict[str, Callable[[str, int], re.Match[str] | None]] = field(default_factory=dict)
-    # A start in lower case -> the common words that begin a phrase going on into it (most: none).
-    after_common: dict[str, frozenset[str]] = field(default_factory=dict)
+    # A start in lower case -> the letters a common word that begins a phrase going on into it may
+    # end with, as written (most starts: none).
+    endings_before: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def size(self) -> int:
         return (
@@ -137,7 +139,7 @@ class _Cache:
             + len(self.heads)
             + len(self.hashes)
             + len(self.seconds)
-            + len(self.after_common)
+            + len(self.endings_before)
         )
 
 
@@ -269,6 +271,7 @@ class RegisterIndex:
         following = _FOLLOWING.match
         pos = 0
         finders = cache.finders
+        endings_before = cache.endings_before
         for raw in filter(starts.__contains__, words):
             if len(raw) <= _SHORT:
                 # A short word stands inside many others (`de` in `det`): searched in C, whole.
@@ -290,8 +293,12 @@ class RegisterIndex:
                     return  # cannot happen: str.split and str.isspace agree on what a space is
                 start = pos
             pos = end
-            if raw.islower() and (before := self._lower_case_start(cache, text, start, raw)):
-                yield before
+            if raw.islower():  # it may end a lower-case name that begins with a common word
+                endings = endings_before.get(raw)
+                if endings is None:
+                    endings = endings_before[raw] = self._endings_before(cache, raw)
+                if endings and (before := self._lower_case_start(cache, text, start, raw, endings)):
+                    yield before
             head = heads.get(raw)
             if head == NEVER:  # `Anna.`: nothing to remember about the word after it
                 if not self._may_continue(cache, raw, None):
@@ -306,53 +313,57 @@ class RegisterIndex:
                     continue
             yield start, end
 
-    def _lower_case_start(self, cache: _Cache, text: str, start: int, raw: str) -> tuple[int, int] | None:
+    def _lower_case_start(
+        self, cache: _Cache, text: str, start: int, raw: str, endings: frozenset[str]
+    ) -> tuple[int, int] | None:
         """The span of a common word in lower case that begins a name going on into `raw`, at `start`.
 
         A common word in lower case begins no candidate (`på` and `sig` would be read thousands of
         times for nothing), but the name it may begin goes on into a word that does: `sahlberg` in
-        "stig sahlberg". Such a word looks back at the word before it. The walk decides whether
-        the two are a name; the gap between them is judged there too.
+        "stig sahlberg". Such a word looks back at the word before it, when that word may end with
+        one of `endings` (see `_endings_before`). The walk decides whether the two are a name; the
+        gap between them is judged there too.
         """
-        commons = cache.after_common.get(raw)
-        if commons is None:
-            commons = cache.after_common[raw] = self._common_words_before(cache, raw)
-        if not commons or start < 2:
-            return None  # most words: no common word begins a name going on into them
-        # The word before: found with a few steps back, as `de` alone passes here thousands of times.
+        if start < 2:
+            return None
+        # The word before, found a letter at a time: `de` alone passes here thousands of times,
+        # and the letter before the gap rules most of them out.
         lo = max(0, start - _LOOK_BACK)
         end = start - 1  # (`raw` follows a space, as `str.split` cut it)
         while end > lo and (text[end - 1].isspace() or text[end - 1] == ">"):
             end -= 1  # the gap, with a quote prefix after a line break: `stig\n> sahlberg`
-        first = max(text.rfind(" ", lo, end), text.rfind("\n", lo, end), lo - 1) + 1
+        if end <= lo or text[end - 1] not in endings:
+            return None
+        first = end - 1
+        while first > lo and not text[first - 1].isspace():
+            first -= 1
         if first == lo and lo > 0 and not text[lo - 1].isspace():
             return None  # the end of a longer word, cut by the look back
         previous = text[first:end]
-        if not previous.isalpha():  # punctuation, or another kind of space inside
-            words = previous.split()
-            previous = words[-1] if words else ""
-            first = end - len(previous)
         pair = (previous, raw)
         goes_on = cache.looked_back.get(pair)
         if goes_on is None:
-            word = plain_word(previous) if previous else None
+            word = plain_word(previous)
             goes_on = cache.looked_back[pair] = (
                 word is not None
                 and word.islower()
-                and fold(word) in commons
+                and fold(word) in COMMON_WORD_NAMES
                 and self._may_continue(cache, previous, raw)
             )
         return (first, end) if goes_on else None
 
-    def _common_words_before(self, cache: _Cache, raw: str) -> frozenset[str]:
-        """The common words that begin a phrase going on into the raw word `raw`."""
+    def _endings_before(self, cache: _Cache, raw: str) -> frozenset[str]:
+        """The last letters, as written, of the common words that begin a phrase going on into `raw`."""
         second = self._second(cache, raw)
-        if second is None:  # only the walk can tell
-            return frozenset(w for w, _ in self._common_starts)
-        h, alt, _ = second
         get = self.tables.phrases.get
-        found = [w for w, node in self._common_starts if get(mix(node, h)) or (alt and get(mix(node, alt)))]
-        return frozenset(found) if found else _NONE
+        if second is None:  # only the walk can tell
+            found = [w for w, _ in self._common_starts]
+        else:
+            h, alt, _ = second
+            found = [
+                w for w, node in self._common_starts if get(mix(node, h)) or (alt and get(mix(node, alt)))
+            ]
+        return frozenset().union(*(WRITTEN_ENDINGS[w[-1]] for w in found)) if found else _NONE
 
     def _head(self, cache: _Cache, raw: str) -> int | None:
         """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""
