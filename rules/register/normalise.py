@@ -18,6 +18,7 @@ _STREET = re.compile(
 
 def e164(phone: str) -> str | None:
     """A phone number from the register in E.164 (`+46701740605`), or None if it is not valid."""
+    # Imported on first use, as in rules.phones: only the register's import needs it here.
     import phonenumbers
 
     try:
