@@ -103,8 +103,9 @@ class MilterSession:
         return CONTINUE
 
     def header(self, name: str, value: bytes) -> None:
-        # The milter protocol separates folded lines with a bare LF; the message is CRLF throughout.
-        self._add(name.encode("utf-8", "surrogateescape") + b":" + value.replace(b"\n", b"\r\n") + b"\r\n")
+        # Postfix separates a folded value's lines with a bare LF; the message is CRLF throughout.
+        value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self._add(name.encode("utf-8", "surrogateescape") + b":" + value + b"\r\n")
 
     def body(self, chunk: bytes) -> None:
         if not self.body_started:

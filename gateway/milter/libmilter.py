@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 
 import milter
 
+from gateway import replies
 from gateway.errors import UserError
 from gateway.logs import log
 
@@ -118,11 +119,19 @@ SessionFactory = Callable[[], Session]
 class _Connection:
     """libmilter's private data for one connection: the door's session and what was negotiated."""
 
-    __slots__ = ("session", "protocol")
+    __slots__ = ("session", "protocol", "failed")
 
     def __init__(self, session: Session, protocol: int) -> None:
         self.session = session
         self.protocol = protocol
+        # An error in a step the MTA awaits no answer to: told at the end of the message (an
+        # answer now would be read as the answer to the MTA's next command).
+        self.failed = False
+
+    def fail(self, error: Exception) -> None:
+        log("session_error", "error", error=type(error).__name__)
+        self.failed = True
+        self.session.abort()
 
 
 _factory: SessionFactory | None = None
@@ -155,8 +164,12 @@ def _no_reply(conn: _Connection, flag: int) -> int:
 
 def _envfrom(ctx: milter.milterContext, sender: bytes, *params: bytes) -> int:
     conn = _connection(ctx)
-    macros = {name: value for name in MACROS if (value := ctx.getsymval(name))}
-    conn.session.mail(_address(sender), macros)
+    conn.failed = False  # a new transaction
+    try:
+        macros = {name: value for name in MACROS if (value := ctx.getsymval(name))}
+        conn.session.mail(_address(sender), macros)
+    except Exception as e:
+        conn.fail(e)
     return _no_reply(conn, milter.P_NR_MAIL)
 
 
@@ -167,18 +180,29 @@ def _envrcpt(ctx: milter.milterContext, recipient: bytes, *params: bytes) -> int
 
 def _header(ctx: milter.milterContext, name: str, value: bytes) -> int:
     conn = _connection(ctx)
-    conn.session.header(name, value if conn.protocol & milter.P_HDR_LEADSPC else b" " + value)
+    if not conn.failed:
+        try:
+            conn.session.header(name, value if conn.protocol & milter.P_HDR_LEADSPC else b" " + value)
+        except Exception as e:
+            conn.fail(e)
     return _no_reply(conn, milter.P_NR_HDR)
 
 
 def _body(ctx: milter.milterContext, chunk: bytes) -> int:
     conn = _connection(ctx)
-    conn.session.body(chunk)
+    if not conn.failed:
+        try:
+            conn.session.body(chunk)
+        except Exception as e:
+            conn.fail(e)
     return _no_reply(conn, milter.P_NR_BODY)
 
 
 def _eom(ctx: milter.milterContext) -> int:
     conn = _connection(ctx)
+    if conn.failed:
+        conn.failed = False
+        return _apply(ctx, conn, answer_from_reply("tempfail", replies.plain(replies.TEMPORARY_FAILURE)))
     return _apply(ctx, conn, conn.session.end())
 
 

@@ -26,7 +26,7 @@ from gateway import replies
 from gateway.config import parse
 from gateway.milter import door as milter_door
 from gateway.milter.libmilter import MACROS, answer_from_reply, libmilter_address
-from gateway.notice import build_notice
+from gateway.notice import build_notice, should_notify
 from gateway.pipeline import Arrival, Identity, Outcome, Pipeline, Stage
 from models.findings import Verdict
 from tests.conftest import TEST_KEY, test_personnummer
@@ -344,6 +344,9 @@ def test_the_mtas_own_guidance_notice_passes_the_pipeline_it_would_meet_in_postf
     outcome = asyncio.run(decide())
     assert outcome.action == "delivered", outcome.reply
     assert milter_door.answer(outcome).kind == "accept"
+    # ... and a notice is never answered with another (RFC 3834): from <>, Auto-Submitted.
+    assert not should_notify(notice, "")
+    assert not should_notify(notice, STAFF)
 
 
 def test_identity_comes_from_the_login_macros_only():
@@ -437,3 +440,64 @@ def test_a_port_in_use_is_one_clear_line(folder):
         done.stderr.strip()
         == f"brukarvakt: error: cannot listen on 127.0.0.1:{port} (milter.listen): Address already in use"
     )
+
+
+class RecordingDoor:
+    """Stands in for the door: the session's limits, and the arrivals it would decide."""
+
+    def __init__(self, **limits: int) -> None:
+        self.config = parse({"limits": limits})
+        self.closing = False
+        self.arrivals: list[Arrival] = []
+
+    def decide(self, arrival: Arrival) -> Outcome:
+        self.arrivals.append(arrival)
+        return Outcome("250 2.0.0 Ok", "delivered", header=b"X-Brukarvakt-Verdict: pass\r\n")
+
+
+def test_the_pipeline_reads_the_message_as_the_mta_sent_it_folded_headers_and_all():
+    door = RecordingDoor()
+    session = milter_door.MilterSession(door)  # type: ignore[arg-type]
+    session.mail("anna@kommun.example", login("anna@kommun.example"))
+    session.rcpt("b@example.se")
+    session.header("Subject", b" Schema\n\tvecka 49")  # Postfix: a folded value's lines joined by LF
+    session.header("To", b" b@example.se")
+    session.body(b"Rad ett\r\nRad tv\xc3\xa5\r\n")
+    assert session.end().kind == "accept"
+    arrival = door.arrivals[0]
+    assert (
+        arrival.data
+        == b"Subject: Schema\r\n\tvecka 49\r\nTo: b@example.se\r\n\r\nRad ett\r\nRad tv\xc3\xa5\r\n"
+    )
+    assert (arrival.mail_from, arrival.rcpt_tos, arrival.connection) == (
+        "anna@kommun.example",
+        ("b@example.se",),
+        "4Mx1Tq",
+    )
+    assert arrival.identity.authenticated_as == "anna@kommun.example"
+
+
+def test_a_message_over_the_limit_is_not_kept_in_memory_and_never_reaches_the_pipeline():
+    door = RecordingDoor(max_message_bytes=2048)
+    session = milter_door.MilterSession(door)  # type: ignore[arg-type]
+    session.mail("anna@kommun.example", {})
+    session.rcpt("b@example.se")
+    session.header("Subject", b" Stort")
+    for _ in range(10):
+        session.body(b"x" * 1000)
+    assert session.parts == []
+    answer = session.end()
+    assert (answer.kind, answer.code, answer.status) == ("reject", "552", "5.3.4")
+    assert door.arrivals == []
+
+
+def test_a_stopping_milter_defers_new_messages():
+    door = RecordingDoor()
+    door.closing = True
+    session = milter_door.MilterSession(door)  # type: ignore[arg-type]
+    session.mail("anna@kommun.example", {})
+    session.rcpt("b@example.se")
+    session.body(b"Hej\r\n")
+    answer = session.end()
+    assert (answer.kind, answer.code[0]) == ("tempfail", "4")
+    assert door.arrivals == []
