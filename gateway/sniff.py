@@ -17,6 +17,9 @@ def looks_like_mail(head: bytes) -> bool:
     """Whether content starts with RFC 5322 headers (or an mbox "From " line and headers)."""
     if head.startswith(b"From "):
         head = head.split(b"\n", 1)[-1]
+    # A header line never spans a line break: most plain text is told by its first line alone.
+    if not _HEADER_LINE.match(head):
+        return False
     block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
     lines = block.splitlines()
     if not lines or not _HEADER_LINE.match(lines[0]):
