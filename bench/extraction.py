@@ -3,11 +3,12 @@
     python3 -m bench.extraction            # from the repository root; --help for the options
 
 Each format gets a file of realistic shape (a care list, a plan of several pages, a scanned page),
-made by the same libraries the tests use. Timed: `gateway.attachments.extract` alone (the rules
+made by the same libraries the tests use; `pdf-cut` is the plan cut off before its cross-reference
+table (read by the second PDF reader). Timed: `gateway.attachments.extract` alone (the rules
 engine is bench/engine.py's subject), the median of several runs. Printed per format: the file's
 size, the text extracted, milliseconds per file, MB/s of attachment bytes and MB/s of text taken
-out of them (packed formats hold far more text than bytes). Text recognition is one page per file:
-its MB/s says little (a PNG page is small and slow to read).
+out of them (packed formats hold far more text than bytes). Text recognition (PNG, GIF, WebP, PGM)
+is one page per file: its MB/s says little (a PNG page is small and slow to read).
 """
 
 from __future__ import annotations
@@ -197,7 +198,14 @@ def make_vcf(scale: int) -> bytes:
     return ("\r\n".join(cards) + "\r\n").encode()
 
 
-def make_png(scale: int) -> bytes:
+def make_damaged_pdf(scale: int) -> bytes:
+    """The plan cut off before its cross-reference table, as in a broken transfer: pypdf refuses
+    it, and the second reader (PDFium) reads it."""
+    whole = make_pdf(scale)
+    return whole[: whole.rindex(b"\nxref") + 1]
+
+
+def scanned_page(fmt: str, mode: str = "L") -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
     page = Image.new("L", (1654, 2339), "white")  # A4 at 200 dpi
@@ -206,8 +214,24 @@ def make_png(scale: int) -> bytes:
     for number, line in enumerate(lines(30)):
         draw.text((80, 100 + number * 60), line, font=font, fill="black")
     buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
+    page.convert(mode).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def make_png(scale: int) -> bytes:
+    return scanned_page("PNG")
+
+
+def make_gif(scale: int) -> bytes:
+    return scanned_page("GIF")
+
+
+def make_webp(scale: int) -> bytes:
+    return scanned_page("WEBP", "RGB")
+
+
+def make_pgm(scale: int) -> bytes:
+    return scanned_page("PPM")  # netpbm: a grey picture is written as PGM (P5)
 
 
 def make_msg(scale: int) -> bytes:
@@ -222,6 +246,7 @@ FORMATS: list[tuple[str, Callable[[int], bytes]]] = [
     ("lista.xml", make_xml),
     ("plan.rtf", make_rtf),
     ("plan.pdf", make_pdf),
+    ("trasig.pdf", make_damaged_pdf),
     ("plan.docx", make_docx),
     ("lista.xlsx", make_xlsx),
     ("lista.xls", make_xls),
@@ -233,7 +258,14 @@ FORMATS: list[tuple[str, Callable[[int], bytes]]] = [
     ("kallelse.ics", make_ics),
     ("kontakter.vcf", make_vcf),
     ("skannad.png", make_png),
+    ("skannad.gif", make_gif),
+    ("skannad.webp", make_webp),
+    ("skannad.pgm", make_pgm),
 ]
+# Pictures: read by text recognition, one page each, timed once (it takes seconds).
+PICTURES = (".png", ".gif", ".webp", ".pgm")
+# Names that are not a format of their own: shown with what they are.
+KINDS = {"trasig.pdf": "pdf-cut"}
 
 
 def time_extract(name: str, data: bytes, runs: int) -> tuple[float, int, int]:
@@ -275,12 +307,12 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         data = make(args.scale)
-        runs = 1 if name.endswith(".png") else args.runs
+        runs = 1 if name.endswith(PICTURES) else args.runs
         seconds, chars, unscanned = time_extract(name, data, runs)
-        note = "text recognition, 1 A4 page at 200 dpi" if name.endswith(".png") else ""
+        note = "text recognition, 1 A4 page at 200 dpi" if name.endswith(PICTURES) else ""
         if unscanned:
             note = f"UNSCANNED: {unscanned}"
-        kind = name.rsplit(".", 1)[1]
+        kind = KINDS.get(name, name.rsplit(".", 1)[1])
         file_rate, text_rate = len(data) / seconds / 1e6, chars / seconds / 1e6
         print(
             f"{kind:<8} {len(data):>8} {chars:>10} {seconds * 1000:>9.1f} {file_rate:>9.2f} {text_rate:>9.2f}  {note}"
