@@ -22,27 +22,11 @@ from gateway.sniff import looks_like_mail
 from gateway.text import decode_bytes, html_to_text
 from models.config import Limits
 from models.findings import Segment, Unscanned
-from rules.words import ADDRESS_HEADERS, PERSON_HEADERS
+from rules.words import ADDRESS_HEADERS, MACHINE_HEADER_PREFIXES, PERSON_HEADERS
 
 # Headers a person writes or sees (rules/words.py). Machine headers (Received, Message-ID,
-# DKIM-Signature, ARC-*, X-*) are never scanned: their digit runs are timestamps and queue ids.
-MACHINE_HEADER_PREFIXES = (
-    "x-",
-    "arc-",
-    "dkim-",
-    "received",
-    "message-id",
-    "references",
-    "in-reply-to",
-    "return-path",
-    "authentication-results",
-    "content-",
-    "mime-version",
-    "date",
-    "delivered-to",
-    "list-",
-    "thread-index",
-)
+# DKIM-Signature, ARC-*, X-*: MACHINE_HEADER_PREFIXES) are never scanned: their digit runs are
+# timestamps and queue ids.
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 

@@ -10,7 +10,7 @@ from rules import personnummer, phones
 from rules.hits import Hit
 from rules.normalize import NormalizedText
 from rules.personnummer import IdentityNumber
-from rules.words import MACHINE_TOKEN_LETTER_SEGMENTS, NUMBER_LABELS
+from rules.words import MACHINE_HEADER_PREFIXES, MACHINE_TOKEN_LETTER_SEGMENTS, NUMBER_LABELS
 
 RULE = "id-number"
 
@@ -25,6 +25,45 @@ _LABELS = frozenset(NUMBER_LABELS)
 _SEGMENT_CHAR = re.compile(rf"[\w{re.escape(SEGMENT_PUNCTUATION)}]")
 _TOKEN_RUN = re.compile(rf"[\w{re.escape(SEGMENT_PUNCTUATION + TOKEN_JOINER)}]*")
 _LETTER = re.compile(r"[^\W\d_]")
+
+
+# A quoted header field a machine wrote, at the start of a line (after any `>` quote marks): a
+# prefix ending in `-` takes a field name after it (`X-Spam-Score`), the others are whole names.
+_QUOTED_MACHINE_FIELD = re.compile(
+    r"(?:>[ \t]?)*(?:"
+    + "|".join(
+        re.escape(p) + (r"[!-9;-~]*" if p.endswith("-") else "")
+        for p in sorted(MACHINE_HEADER_PREFIXES, key=len, reverse=True)
+    )
+    + r")[ \t]*:",
+    re.IGNORECASE,
+)
+_QUOTE_MARKS = re.compile(r"(?:>[ \t]?)*")
+# How far back a folded field's continuation lines are followed to find its name, in characters.
+QUOTED_FIELD_REACH = 4000
+
+
+def in_quoted_machine_header(text: str, number: IdentityNumber) -> bool:
+    """An unseparated 10-digit run in a machine's header field quoted in a body (a bounce quoting
+    the original's `DKIM-Signature: ... t=NNNNNNNNNN`, a forwarded header block): a timestamp or a
+    queue id, as in the message's own machine headers, which are never scanned.
+
+    Separated and 12-digit forms are written by people and keep counting.
+    """
+    start = number.start
+    if number.separator or number.end - start != 10 or number.kind == "interimsnummer":
+        return False
+    line = text.rfind("\n", 0, start) + 1
+    limit = start - QUOTED_FIELD_REACH
+    while True:
+        quoted = _QUOTE_MARKS.match(text, line)
+        first = quoted.end() if quoted else line
+        if text[first : first + 1] not in (" ", "\t"):
+            return _QUOTED_MACHINE_FIELD.match(text, line) is not None
+        # A continuation line: the field's name is on a line above.
+        if line == 0 or line < limit:
+            return False
+        line = text.rfind("\n", 0, line - 1) + 1
 
 
 def _joined(text: str, dot: int, beyond: int) -> bool:
@@ -83,7 +122,7 @@ def detect(
             continue
         if phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number):
             continue
-        if is_machine_identifier(text.text, number):
+        if is_machine_identifier(text.text, number) or in_quoted_machine_header(text.text, number):
             continue
         start, end = text.span_to_original(number.start, number.end)
         yield Hit(

@@ -6,7 +6,13 @@ import re
 from functools import lru_cache
 
 from rules.personnummer import IdentityNumber
-from rules.words import CONTEXT_WINDOW, NEGATIVE_CONTEXT_WORDS, PHONE_WORDS
+from rules.words import (
+    CONTEXT_WINDOW,
+    FOREIGN_PHONE_REGIONS,
+    NEGATIVE_CONTEXT_WORDS,
+    PHONE_LABELS,
+    PHONE_WORDS,
+)
 
 _RUN_MAX = 8  # characters of a phone number's run on either side of the number
 _RUN_CHARS = re.compile(rf"[0-9 +\-()\u00a0]{{0,{_RUN_MAX}}}")
@@ -19,6 +25,12 @@ def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 
 
 _PHONE_WORDS = _words_pattern(PHONE_WORDS)
+# A label and nothing but a colon, a dot or spaces between it and the number, on the same line.
+_PHONE_LABEL = re.compile(
+    rf"(?<![^\W_])(?:{'|'.join(re.escape(w) for w in sorted(PHONE_LABELS, key=len, reverse=True))})"
+    r"[ \t.:\u00a0]*\Z",
+    re.IGNORECASE,
+)
 _NEGATIVE_WORDS = _words_pattern(NEGATIVE_CONTEXT_WORDS)
 
 
@@ -41,8 +53,28 @@ def _valid_swedish_phone(written: str) -> bool:
     return phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) == "SE"
 
 
+@lru_cache(maxsize=4096)
+def _valid_foreign_phone(written: str) -> bool:
+    import phonenumbers
+
+    for region in FOREIGN_PHONE_REGIONS:
+        try:
+            parsed = phonenumbers.parse(written, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return True
+    return False
+
+
+def _labelled(text: str, run_start: int) -> bool:
+    before = text[max(0, run_start - CONTEXT_WINDOW) : run_start].rsplit("\n", 1)[-1]
+    return _PHONE_LABEL.search(before) is not None
+
+
 def is_phone(text: str, number: IdentityNumber) -> bool:
-    """A valid Swedish number written as a phone number, or next to a phone word."""
+    """A valid Swedish number written as a phone number, or next to a phone word; a number valid
+    abroad right after a phone label ("Telefoonnummer : 06...")."""
     if number.canonical_form:
         return False
     # Searching from the start of the text would cost a pass over everything before the number;
@@ -63,7 +95,11 @@ def is_phone(text: str, number: IdentityNumber) -> bool:
         extra_digits or written.startswith("+") or _near(_PHONE_WORDS, text, run_start, run_end)
     )
     # phonenumbers last: loading it costs more than the rest of `brukarvakt lint`'s start-up.
-    return written_as_phone and _valid_swedish_phone(written)
+    if written_as_phone and _valid_swedish_phone(written):
+        return True
+    # Only a label right before it, not a phone word anywhere near: "ring brukaren, pnr 0..." must
+    # not clear a personnummer because its digits happen to be a valid number somewhere abroad.
+    return _labelled(text, run_start) and _valid_foreign_phone(written)
 
 
 def is_payment_reference(text: str, number: IdentityNumber) -> bool:

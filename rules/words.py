@@ -17,6 +17,45 @@ PHONE_WORDS = (
     "växel",
     "vxl",
 )
+# A label right before a number ("Telefoonnummer : 06..."), in the languages mail from abroad is
+# written in: with one, a number valid in a neighbouring country's numbering plan is a phone
+# number too (a bounce or an order form from the Netherlands quotes a Dutch mobile number).
+PHONE_LABELS = (
+    *PHONE_WORDS,
+    "telefoon",
+    "telefoonnummer",
+    "tlf",
+    "phone",
+    "telephone",
+    "mobile",
+    "mobiel",
+    "cell",
+    "handy",
+    "puhelin",
+    "gsm",
+)
+FOREIGN_PHONE_REGIONS = ("NO", "DK", "FI", "IS", "DE", "NL", "BE", "GB", "IE", "FR", "PL", "EE", "LV", "LT")
+# Header fields a machine writes (trace, signatures, ids): their digit runs are timestamps and queue
+# ids. Never scanned as headers; a body that quotes them (a bounce, a forwarded header block) holds
+# the same machine numbers, so an unseparated 10-digit run in such a quoted field is not counted.
+MACHINE_HEADER_PREFIXES = (
+    "x-",
+    "arc-",
+    "dkim-",
+    "received",
+    "message-id",
+    "references",
+    "in-reply-to",
+    "return-path",
+    "authentication-results",
+    "content-",
+    "mime-version",
+    "date",
+    "delivered-to",
+    "list-",
+    "thread-index",
+)
+
 # Before an unseparated 10-digit run, these say it is a payment or case reference.
 NEGATIVE_CONTEXT_WORDS = (
     "ocr",
