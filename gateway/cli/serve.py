@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway import supervise
+from gateway import metrics, supervise
 from gateway.cli.common import config_path
 from gateway.config import load
 from gateway.logs import log
@@ -23,8 +23,13 @@ def run(args: argparse.Namespace) -> int:
     server.tls_context(config)
     upstream.networks(config.auth.upstreams)
     sock = supervise.bind_tcp(config.listen.host, config.listen.port, "listen.host/listen.port")
+    workers = max(1, args.workers or 1)
+    exporter = metrics.start(config, workers=workers)  # in this process, before any worker is forked
 
     async def factory(config: Config) -> supervise.Service:
-        return await server.build(config, scan=scan)
+        gateway = await server.build(config, scan=scan)
+        if exporter is not None:
+            exporter.watch(gateway.pipeline)
+        return gateway
 
-    return supervise.run(config, path, factory, sock, workers=max(1, args.workers or 1))
+    return supervise.run(config, path, factory, sock, workers=workers)
