@@ -53,7 +53,7 @@ def stacked_columns(
                 f'fill="{COLOURS.get(name, BAR_COLOUR)}"><title>{escape(day)} {escape(name)}: {value}'
                 "</title></rect>"
             )
-        if i in (0, len(days) - 1) or i % 7 == 0:
+        if (len(days) - 1 - i) % 7 == 0:  # a week apart, counted back from today
             body.append(
                 f'<text x="{x + column / 2}" y="{height - 6}" font-size="9" text-anchor="middle">'
                 f"{escape(day[5:])}</text>"

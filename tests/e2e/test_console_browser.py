@@ -1,0 +1,239 @@
+"""The compliance console in a real browser: Playwright drives Debian's chromium against `brukarvakt console`.
+
+The console runs as the real command in a subprocess on a free port of 127.0.0.1, over the world
+of tests/gateway/console_world.py (decisions made by the real pipeline, held messages, a register of
+made-up clients, a recording next hop). Every page the browser saw is scanned with the engine
+afterwards: no identity number and no client name in clear, except on the break-the-glass page.
+Screenshots of the overview and the quarantine go to a folder the test prints (not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from rules.engine import ScanContext, hits
+from tests.conftest import REPO, TEST_KEY, TODAY
+from tests.gateway.console_world import (
+    CLIENT_NAME,
+    COMPLIANCE,
+    PASSWORD,
+    PNR,
+    PNR_DASHED,
+    World,
+    make_world,
+)
+from tests.gateway.test_delivery import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+WAIT = 30.0
+
+
+class ConsoleProcess:
+    """`brukarvakt console` in a subprocess, its JSON log lines read as they come."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("BRUKARVAKT_FINGERPRINT_KEY", None)  # the world's key file, as the world was made with
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "console", "--config", str(config)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=config.parent,
+        )
+        self.lines: list[str] = []
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "unparsed", "line": line})
+
+    def wait_for(self, event: str) -> dict[str, Any]:
+        while True:
+            try:
+                record = self.events.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"no {event!r} event; stderr:\n{''.join(self.lines)}") from None
+            if record.get("event") == event:
+                return record
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from make_world(tmp_path)
+
+
+@pytest.fixture()
+def console(world: World) -> Iterator[tuple[ConsoleProcess, str]]:
+    port = free_port()
+    text = world.config_path.read_text(encoding="utf-8")
+    config = world.folder / "console.yaml"
+    config.write_text(text.replace("console: {", f"console: {{listen: {{host: 127.0.0.1, port: {port}}}, "))
+    process = ConsoleProcess(config)
+    try:
+        # The socket is bound before this event: a connection from now on waits in its backlog.
+        listening = process.wait_for("console_listening")
+        assert listening["port"] == port and listening["tls"] is False
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+def leaks(text: str, world: World) -> list[str]:
+    found = [h.masked for h in hits(text, ScanContext(fingerprint_key=TEST_KEY, today=TODAY))]
+    return found + [identifier for identifier in world.identifiers() if identifier in text]
+
+
+def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
+    world: World, console: tuple[ConsoleProcess, str], tmp_path: Path
+) -> None:
+    process, base = console
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    print(f"\nconsole screenshots: {shots}")
+    seen: list[tuple[str, str]] = []  # (what, html) of every page shown, for the scan at the end
+    in_clear: list[str] = []
+
+    def saw(page: Page, what: str) -> str:
+        html = page.content()
+        seen.append((what, html))
+        return html
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            # No sign-in, no page: every address leads to the sign-in form.
+            for path in ("/", "/quarantine", f"/quarantine/{world.held[0]}", "/search"):
+                page.goto(base + path)
+                assert page.url == base + "/login"
+                assert "Logga in" in saw(page, f"unsigned {path}")
+
+            page.fill("input[name=name]", COMPLIANCE)
+            page.fill("input[name=password]", "fel lösenord 99")
+            page.click("button[type=submit]")
+            assert "Fel namn eller lösenord" in saw(page, "wrong password")
+
+            page.fill("input[name=name]", COMPLIANCE)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form[action='/login'] button[type=submit]")
+            assert page.url == base + "/"
+            chart = page.locator("#per-day svg rect")
+            assert chart.count() >= 3  # a column part for each day and kind with decisions
+            assert page.locator("#chain-state.ok").is_visible()
+            saw(page, "overview")
+            page.screenshot(path=str(shots / "overview.png"), full_page=False)
+
+            # Search by a Skatteverket test number: its two decisions.
+            page.click("nav a[href='/search']")
+            page.fill("input[name=person]", PNR)
+            page.click("form.search button[type=submit]")
+            assert page.locator("tr.result").count() == 2
+            assert page.url == base + "/search"  # a POST: the number is in no address
+            html = saw(page, "search result")
+            assert f"{PNR[2:8]}-****" in html
+
+            # The quarantine: masked list, then one message masked.
+            page.click("nav a[href='/quarantine']")
+            assert page.locator("tr.held").count() == 3
+            saw(page, "quarantine list")
+            page.screenshot(path=str(shots / "quarantine.png"), full_page=False)
+            page.click(f"a[href='/quarantine/{world.held[0]}']")
+            html = saw(page, "held message, masked")
+            assert f"{PNR[2:8]}-****" in html and "i morgon" in html
+
+            # Break-the-glass on the second: the number in clear after a typed reason.
+            page.goto(f"{base}/quarantine/{world.held[1]}")
+            saw(page, "held message 2, masked")
+            page.fill("#clear input[name=reason]", "begäran från IVO, ärende 17")
+            page.click("#clear button[type=submit]")
+            in_clear.append(page.content())
+            assert PNR in in_clear[-1]
+
+            # Release the first: it reaches the recording next hop, saying who released it.
+            page.goto(f"{base}/quarantine/{world.held[0]}")
+            page.fill("#release input[name=reason]", "rättad, får skickas")
+            before = len(world.sink.received)
+            page.click("#release button[type=submit]")
+            assert page.url == base + "/quarantine"
+            assert "släpptes" in saw(page, "after release")
+            released = world.sink.received[before:]
+            assert len(released) == 1
+            assert released[0][2].startswith(b"X-Brukarvakt-Verdict: released;")
+            assert f"by={COMPLIANCE}".encode() in released[0][2].split(b"\r\n", 1)[0]
+
+            # Delete the third (the client's name).
+            page.goto(f"{base}/quarantine/{world.held[2]}")
+            html = saw(page, "held message 3, masked")
+            assert "I******* Ö*******" in html
+            page.fill("#delete input[name=reason]", "felskickat, raderas")
+            page.click("#delete button[type=submit]")
+            assert "raderades" in saw(page, "after delete")
+            assert page.locator("tr.held").count() == 1
+
+            # Sign out: the pages are closed again.
+            page.click("form.signout button[type=submit]")
+            assert page.url == base + "/login"
+            page.goto(base + "/")
+            assert page.url == base + "/login"
+            saw(page, "signed out")
+        finally:
+            browser.close()
+
+    assert (shots / "overview.png").stat().st_size > 10_000
+    assert (shots / "quarantine.png").stat().st_size > 10_000
+    for what, html in seen:
+        assert leaks(html, world) == [], what
+    assert CLIENT_NAME not in "".join(html for _, html in seen)
+    assert PNR_DASHED in in_clear[0] or PNR in in_clear[0]
+    # The console's own log holds no identifier either.
+    process.stop()
+    assert leaks("".join(process.lines), world) == []
+    audit = [json.loads(line) for line in world.config.audit.path.read_text(encoding="utf-8").splitlines()]
+    actions = [line["action"] for line in audit]
+    for action in (
+        "console-login",
+        "console-search",
+        "console-view",
+        "shown-in-clear",
+        "released",
+        "deleted",
+    ):
+        assert action in actions
+    assert actions.count("console-logout") == 1
