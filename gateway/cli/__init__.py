@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     milter = verbs.add("milter", "run the gateway as a milter for Postfix or Sendmail (milter.listen)")
     milter.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="processes accepting on the same socket (default 1)"
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes accepting on the same socket (default 1)",
     )
 
     verbs.add("check-config", "validate the configuration and say what it means")
