@@ -85,7 +85,7 @@ def after_queue() -> Iterator[Chain]:
     yield from _chain("after-queue")
 
 
-def milter_config(folder: Path, port: int, return_port: int) -> Path:
+def milter_config(folder: Path, port: int, return_port: int, on_block: str = "reject") -> Path:
     """brukarvakt milter behind Postfix (deploy/postfix/milter): identity from Postfix's macros.
 
     next_hop is Postfix's return listener, where notices and released messages go in unscanned.
@@ -103,7 +103,7 @@ policy:
   staff:
     - {{address: "{STAFF}", name: "Anna Lind"}}
     - {{address: "{MANAGER}", name: "Karin Berg"}}
-  on_block: reject
+  on_block: {on_block}
 audit: {{path: {folder}/milter-audit.jsonl}}
 quarantine: {{path: {folder}/milter-quarantine}}
 """,
@@ -112,14 +112,13 @@ quarantine: {{path: {folder}/milter-quarantine}}
     return path
 
 
-@pytest.fixture(scope="module")
-def milter() -> Iterator[Chain]:
-    """staff client --587--> Postfix (smtpd_milters: brukarvakt milter) --> queue --> the sink."""
+def _milter_chain(on_block: str) -> Iterator[Chain]:
     sink = Sink()
     sink.start()
     postfix = Postfix("milter", sink.port, free_port(), (STAFF, MANAGER))
     env = dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY=TEST_KEY.decode())
-    process = MilterProcess(milter_config(postfix.root, postfix.gateway_port, postfix.return_port), env)
+    config = milter_config(postfix.root, postfix.gateway_port, postfix.return_port, on_block)
+    process = MilterProcess(config, env)
     try:
         process.start()
         postfix.start()
@@ -129,6 +128,18 @@ def milter() -> Iterator[Chain]:
         postfix.stop()
         sink.stop()
         postfix.remove()
+
+
+@pytest.fixture(scope="module")
+def milter() -> Iterator[Chain]:
+    """staff client --587--> Postfix (smtpd_milters: brukarvakt milter) --> queue --> the sink."""
+    yield from _milter_chain("reject")
+
+
+@pytest.fixture(scope="module")
+def milter_quarantine() -> Iterator[Chain]:
+    """The same with policy.on_block: quarantine: notices and releases go back through Postfix."""
+    yield from _milter_chain("quarantine")
 
 
 def _tail(text: str, lines: int = 60) -> str:
@@ -143,7 +154,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
-        for name in ("before_queue", "after_queue", "milter"):
+        for name in ("before_queue", "after_queue", "milter", "milter_quarantine"):
             chain = funcargs.get(name)
             if isinstance(chain, Chain):
                 report.sections.append((f"{name}: Postfix log", _tail(chain.postfix.log())))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import smtplib
+import subprocess
+import sys
 
 import pytest
 
+from tests.conftest import TEST_KEY
 from tests.e2e.conftest import MANAGER, SECURE_DOMAIN, STAFF, Chain
 from tests.e2e.postfix import (
     DELIVERY_TIMEOUT,
+    REPO,
     marker,
     message,
     recent_personnummer,
@@ -156,3 +161,50 @@ def test_a_managers_marked_message_goes_to_the_secure_relay_by_milter_header_che
         DELIVERY_TIMEOUT,
         "Postfix's log line for the FILTER",
     )
+
+
+def test_quarantine_holds_the_message_the_notice_and_the_release_go_back_through_postfix_unscanned(
+    milter_quarantine: Chain, personnummer_list: list[str]
+) -> None:
+    chain = milter_quarantine
+    pnr = recent_personnummer(personnummer_list)
+    tag = marker()
+    submit(chain.postfix, STAFF, staff_message_with_personnummer(pnr, tag))  # 250: held, not refused
+
+    notice = chain.sink.wait_for(
+        lambda m: m.mail_from == "" and tag in m.text, DELIVERY_TIMEOUT, f"a notice on {tag}"
+    )
+    assert notice.rcpt_tos == (STAFF,)
+    assert "Auto-Submitted: auto-replied" in notice.text
+    assert not any(form in notice.text for form in written_forms(pnr))
+    assert [m for m in chain.sink.holding(tag) if m.mail_from == STAFF] == [], "held, not delivered"
+    line = audit(chain)[-1]
+    assert line["action"] == "quarantined"
+
+    # An administrator releases it: through next_hop, Postfix's return listener without the milter.
+    config = chain.postfix.root / "brukarvakt-milter.yaml"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "quarantine",
+            "release",
+            str(line["quarantine_id"]),
+            "--config",
+            str(config),
+            "--reason",
+            "e2e",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=dict(os.environ, BRUKARVAKT_FINGERPRINT_KEY=TEST_KEY.decode()),
+    )
+    assert done.returncode == 0, done.stderr
+    released = chain.sink.wait_for(
+        lambda m: m.mail_from == STAFF and tag in m.text, DELIVERY_TIMEOUT, f"the release of {tag}"
+    )
+    assert released.rcpt_tos == ("sjukskoterska@vardcentral.example",)
+    assert audit(chain)[-1]["action"] == "released", "released once, not held again by the milter"
