@@ -309,6 +309,11 @@ TEXT_READERS = (
     textual.vcard,
     messages.eml,
 )
+# The readers of formats known by their bytes: a file named for one of them, without its magic, is
+# not one of them.
+BINARY_READERS = frozenset(
+    reader for magic in MAGIC if not magic.weak for reader in (magic.reader, *magic.keeps, *magic.fits)
+)
 # Enough for every pattern above: tar's mark at 257, a netpbm header with a comment or two.
 SNIFF_BYTES = 512
 # One expression, one group per entry: a file is matched once, not once per format.
@@ -348,6 +353,9 @@ def choose(att: Attachment) -> tuple[Extractor | None, str]:
     name (never a reason to refuse: the bytes are read as what they are)."""
     declared, suffix = _declared(att.name, att.content_type)
     magic = magic_of(att.data)
+    if magic is None and suffix and declared in BINARY_READERS and att.content_type.startswith(TEXT_PREFIX):
+        # A binary format's name on bytes without its magic, sent as text: the type is right.
+        return textual.plain, ""
     if magic is None or (magic.weak and declared in TEXT_READERS):
         return declared or sniff(att.data), ""
     if declared is not None and declared in magic.keeps:
@@ -366,6 +374,8 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
             raise Unreadable(f"fler än {limits.max_mime_depth} nivåer inuti varandra")
         extract(member, into, limits)
 
+    if not att.data:
+        return  # an empty file holds nothing to read (its name is read with the message's)
     extractor, disagreement = choose(att)
     if disagreement:  # shown wherever the attachment is named: its findings and its unscanned entry
         att = replace(att, part=f"{att.part} [{disagreement}]")

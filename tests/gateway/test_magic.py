@@ -268,3 +268,22 @@ def test_every_format_in_the_table_is_known_by_the_bytes_its_program_writes(labe
 )
 def test_text_formats_have_no_magic(text: bytes) -> None:
     assert attachments.magic_of(text) is None
+
+
+def test_text_sent_as_text_under_a_word_97_name_is_read_as_text() -> None:
+    # As in mime4j's test mail: "Список.doc", text/plain, and a line of text inside.
+    out = read("Список.doc", f"Salutations, brukare {PNR}\r\n".encode(), "text/plain")
+    assert out.unscanned == [] and [s.part for s in out.segments] == ["attachment:Список.doc"]
+
+
+def test_text_sent_as_a_word_97_document_is_still_not_read_as_one() -> None:
+    # No magic, and no text type either: the .doc type and name decide, as before.
+    out = read("plan.doc", b"Salutations\r\n", "application/msword")
+    assert [(u.name, u.reason) for u in out.unscanned] == [("attachment:plan.doc", DOC_REASON)]
+
+
+@pytest.mark.parametrize("ctype", ["image/png", "application/postscript", "application/pdf"])
+def test_an_empty_file_holds_nothing_to_read(ctype: str) -> None:
+    # As real mail has them: an empty PNG, an empty PostScript part.
+    out = read("tom", b"", ctype)
+    assert out.segments == [] and out.unscanned == []
