@@ -23,7 +23,6 @@ async def overview(request: Request) -> Response:
     try:
         figures = await run_in_threadpool(console.tally.update, path, today)
         chain = await run_in_threadpool(console.chain.report, path)
-        unreadable = None
     except OSError as e:
         return render(
             request, "error.html", {"message": f"Granskningsloggen kan inte läsas: {e.strerror}"}, 503
@@ -31,7 +30,6 @@ async def overview(request: Request) -> Response:
     context = {
         "figures": figures,
         "chain": chain,
-        "unreadable": unreadable,
         "categories": CATEGORIES,
         "colours": charts.COLOURS,
         "days": DAYS,

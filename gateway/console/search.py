@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -179,11 +179,10 @@ def _csv(path: Path, search: Search) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _form_values(form: FormData | None) -> dict[str, str]:
-    """The filters to show again in the form; never the person's term."""
-    if form is None:
-        return {}
-    return {k: str(form.get(k, "")) for k in ("from", "to", "sender", "decision", "rule")}
+def _form_values(form: FormData, redact: Callable[[str], str]) -> dict[str, str]:
+    """The filters to show again in the form, masked (an identifier typed as a sender too); never
+    the person's term."""
+    return {k: redact(str(form.get(k, ""))) for k in ("from", "to", "sender", "decision", "rule")}
 
 
 def _page(request: Request, status: int = 200, **context: Any) -> Response:
@@ -205,7 +204,7 @@ async def search(request: Request) -> Response:
     try:
         spec = parse(form, console.stage.redactor.context(today), today)
     except UserError as e:
-        return _page(request, 400, error=str(e), values=_form_values(form))
+        return _page(request, 400, error=str(e), values=_form_values(form, console.stage.redact))
     rows, count = await run_in_threadpool(
         results, console.config.audit.path, spec, console.config.console.max_results
     )
@@ -224,7 +223,7 @@ async def search(request: Request) -> Response:
         rows=rows,
         count=count,
         person=spec.person.described if spec.person else None,
-        values=_form_values(form),
+        values=_form_values(form, console.stage.redact),
     )
 
 

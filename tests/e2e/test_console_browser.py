@@ -114,6 +114,12 @@ def console(world: World) -> Iterator[tuple[ConsoleProcess, str]]:
         process.stop()
 
 
+def follow(page: Page, selector: str) -> None:
+    """Click what navigates, and wait until the page it leads to has loaded (the clicks all do)."""
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def leaks(text: str, world: World) -> list[str]:
     found = [h.masked for h in hits(text, ScanContext(fingerprint_key=TEST_KEY, today=TODAY))]
     return found + [identifier for identifier in world.identifiers() if identifier in text]
@@ -147,12 +153,12 @@ def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
 
             page.fill("input[name=name]", COMPLIANCE)
             page.fill("input[name=password]", "fel lösenord 99")
-            page.click("button[type=submit]")
+            follow(page, "button[type=submit]")
             assert "Fel namn eller lösenord" in saw(page, "wrong password")
 
             page.fill("input[name=name]", COMPLIANCE)
             page.fill("input[name=password]", PASSWORD)
-            page.click("form[action='/login'] button[type=submit]")
+            follow(page, "form[action='/login'] button[type=submit]")
             assert page.url == base + "/"
             chart = page.locator("#per-day svg rect")
             assert chart.count() >= 3  # a column part for each day and kind with decisions
@@ -161,20 +167,20 @@ def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
             page.screenshot(path=str(shots / "overview.png"), full_page=False)
 
             # Search by a Skatteverket test number: its two decisions.
-            page.click("nav a[href='/search']")
+            follow(page, "nav a[href='/search']")
             page.fill("input[name=person]", PNR)
-            page.click("form.search button[type=submit]")
+            follow(page, "form.search button[type=submit]")
             assert page.locator("tr.result").count() == 2
             assert page.url == base + "/search"  # a POST: the number is in no address
             html = saw(page, "search result")
             assert f"{PNR[2:8]}-****" in html
 
             # The quarantine: masked list, then one message masked.
-            page.click("nav a[href='/quarantine']")
+            follow(page, "nav a[href='/quarantine']")
             assert page.locator("tr.held").count() == 3
             saw(page, "quarantine list")
             page.screenshot(path=str(shots / "quarantine.png"), full_page=False)
-            page.click(f"a[href='/quarantine/{world.held[0]}']")
+            follow(page, f"a[href='/quarantine/{world.held[0]}']")
             html = saw(page, "held message, masked")
             assert f"{PNR[2:8]}-****" in html and "i morgon" in html
 
@@ -182,7 +188,7 @@ def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
             page.goto(f"{base}/quarantine/{world.held[1]}")
             saw(page, "held message 2, masked")
             page.fill("#clear input[name=reason]", "begäran från IVO, ärende 17")
-            page.click("#clear button[type=submit]")
+            follow(page, "#clear button[type=submit]")
             in_clear.append(page.content())
             assert PNR in in_clear[-1]
 
@@ -190,7 +196,7 @@ def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
             page.goto(f"{base}/quarantine/{world.held[0]}")
             page.fill("#release input[name=reason]", "rättad, får skickas")
             before = len(world.sink.received)
-            page.click("#release button[type=submit]")
+            follow(page, "#release button[type=submit]")
             assert page.url == base + "/quarantine"
             assert "släpptes" in saw(page, "after release")
             released = world.sink.received[before:]
@@ -203,12 +209,12 @@ def test_compliance_reviews_searches_releases_and_deletes_in_a_browser(
             html = saw(page, "held message 3, masked")
             assert "I******* Ö*******" in html
             page.fill("#delete input[name=reason]", "felskickat, raderas")
-            page.click("#delete button[type=submit]")
+            follow(page, "#delete button[type=submit]")
             assert "raderades" in saw(page, "after delete")
             assert page.locator("tr.held").count() == 1
 
             # Sign out: the pages are closed again.
-            page.click("form.signout button[type=submit]")
+            follow(page, "form.signout button[type=submit]")
             assert page.url == base + "/login"
             page.goto(base + "/")
             assert page.url == base + "/login"

@@ -556,3 +556,10 @@ def test_the_console_does_not_start_without_a_user(
     config.write_text("console: {users_file: users, listen: {host: 127.0.0.1, port: 0}}\n", encoding="utf-8")
     assert main(["console", "--config", str(config)]) == 2
     assert "console-user add" in capsys.readouterr().err
+
+
+def test_an_identifier_typed_as_a_sender_is_shown_again_masked(client: TestClient, world: World) -> None:
+    token = signed_in(client)
+    page = search(client, token, sender=PNR_DASHED).text
+    assert result_rows(page) == 0
+    no_identifier_in(page, world)
