@@ -53,6 +53,7 @@ BY_TYPE: dict[str, Extractor] = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.template": office.xlsx,
     "application/vnd.ms-excel.sheet.macroenabled.12": office.xlsx,
     "application/vnd.ms-excel": office.xls,
+    "application/msword": office.legacy_word,
     "application/vnd.oasis.opendocument.text": office.odt,
     "application/vnd.oasis.opendocument.spreadsheet": office.ods,
     "application/zip": archives.zip_archive,
@@ -114,6 +115,8 @@ BY_EXTENSION: dict[str, Extractor] = {
     ".xlsm": office.xlsx,
     ".xltx": office.xlsx,
     ".xls": office.xls,
+    ".doc": office.legacy_word,
+    ".dot": office.legacy_word,
     ".odt": office.odt,
     ".ott": office.odt,
     ".ods": office.ods,
@@ -162,8 +165,6 @@ NOT_READ: dict[str, str] = {
     "image/x-wmf": "vektorbild (WMF) kan inte läsas: spara bilden som PNG eller dokumentet som PDF",
     ".heic": "HEIC-bild kan inte läsas: skicka den som JPEG",
     "image/heic": "HEIC-bild kan inte läsas: skicka den som JPEG",
-    ".doc": "Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF",
-    "application/msword": "Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF",
 }
 
 
@@ -250,7 +251,6 @@ class Magic:
     weak: bool = False
 
 
-_DOC = _not_read(NOT_READ[".doc"])
 _ZIP_FORMATS = (office.docx, office.pptx, office.xlsx, office.odt, office.ods)
 _COMPRESSED_FORMATS = (archives.tar_archive,)
 # The bytes decide before the declared type and the file name (a mail program's type is a guess from
@@ -265,7 +265,7 @@ MAGIC: tuple[Magic, ...] = (
         rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
         office.compound_file,
         keeps=(office.xls, messages.outlook_msg),
-        fits=(office.docx, office.pptx, office.xlsx, _DOC),
+        fits=(office.docx, office.pptx, office.xlsx, office.legacy_word),
     ),
     Magic("PNG", rb"\x89PNG\r\n\x1a\n", images.image),
     Magic("JPEG", rb"\xff\xd8\xff", images.image),

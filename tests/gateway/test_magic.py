@@ -34,7 +34,6 @@ from tests.gateway.test_attachments import (
     xls_file,
 )
 
-DOC_REASON = "Word 97-2003-dokument (.doc) kan inte läsas: spara som .docx eller PDF"
 
 
 @pytest.fixture(autouse=True)
@@ -100,16 +99,16 @@ def test_the_same_rtf_file_without_a_number_passes_fully_read(
     assert result["verdict"] == "pass" and result["unscanned"] == []
 
 
-def test_a_word_97_document_is_unreadable_with_its_reason_and_no_disagreement() -> None:
+def test_a_word_97_document_is_read_with_no_disagreement() -> None:
     out = read("plan.doc", writer_file(CLEAN, "doc"), "application/msword")
-    assert [(u.name, u.reason) for u in out.unscanned] == [("attachment:plan.doc", DOC_REASON)]
+    assert out.unscanned == [] and [s.part for s in out.segments] == ["attachment:plan.doc"]
 
 
-def test_a_word_97_document_named_rtf_is_unreadable_as_what_it_is_and_says_what_it_was_called() -> None:
-    out = read("brev.rtf", writer_file(CLEAN, "doc"), "application/rtf")
-    assert [(u.name, u.reason) for u in out.unscanned] == [
-        ("attachment:brev.rtf [OLE, deklarerad som application/rtf]", DOC_REASON)
-    ]
+def test_a_word_97_document_named_rtf_is_read_as_what_it_is_and_says_what_it_was_called() -> None:
+    out = read("brev.rtf", writer_file(f"Brukarens personnummer {PNR}", "doc"), "application/rtf")
+    assert out.unscanned == []
+    [segment] = out.segments
+    assert segment.part == "attachment:brev.rtf [OLE, deklarerad som application/rtf]" and PNR in segment.text
 
 
 def test_a_word_document_sent_as_a_pdf_is_read_as_word(
@@ -276,10 +275,10 @@ def test_text_sent_as_text_under_a_word_97_name_is_read_as_text() -> None:
     assert out.unscanned == [] and [s.part for s in out.segments] == ["attachment:Список.doc"]
 
 
-def test_text_sent_as_a_word_97_document_is_still_not_read_as_one() -> None:
-    # No magic, and no text type either: the .doc type and name decide, as before.
-    out = read("plan.doc", b"Salutations\r\n", "application/msword")
-    assert [(u.name, u.reason) for u in out.unscanned] == [("attachment:plan.doc", DOC_REASON)]
+def test_text_sent_as_a_word_97_document_is_read_as_the_text_it_is() -> None:
+    # No magic: Word's own "plain text" or "web page" saved under a .doc name is read as such.
+    out = read("plan.doc", f"Salutations, brukare {PNR}\r\n".encode(), "application/msword")
+    assert out.unscanned == [] and PNR in out.segments[0].text
 
 
 @pytest.mark.parametrize("ctype", ["image/png", "application/postscript", "application/pdf"])
