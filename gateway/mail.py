@@ -213,7 +213,13 @@ class _Walker:
         key = tuple(values)
         pairs = self.parsed.get(key)
         if pairs is None:
-            pairs = self.parsed[key] = parse_addresses(values)
+            try:
+                pairs = parse_addresses(values)
+            except RecursionError:
+                # Comments nested thousands deep (a crafted From) exhaust the parser's recursion:
+                # no address is known (the policy trusts none), and the header is still read raw.
+                pairs = []
+            self.parsed[key] = pairs
         return pairs
 
     def headers(self, msg: Message, prefix: str) -> None:

@@ -472,3 +472,13 @@ def test_a_message_inside_an_attachment_needs_the_mail_walk_and_is_never_skipped
     assert [(f.location.part, f.kind) for f in scan(walked.segments, CTX)] == [
         ("attachment:vidare.eml/body:text/plain", "personnummer")
     ]
+
+
+def test_a_from_header_nested_past_the_parsers_recursion_is_read_raw_and_names_no_sender() -> None:
+    # As in MimeKit's stack-overflow test message: comments thousands deep in From.
+    crafted = "(" * 5000 + f"brukare {PNR}" + ")" * 5000 + " <a@kommun.example>"
+    raw = f"From: {crafted}\r\nTo: b@example.se\r\nSubject: x\r\n\r\nhej\r\n".encode()
+    text = mail.extract(raw, LIMITS)
+    assert text.from_address is None  # the policy trusts no sender it could not read
+    assert text.unscanned == []
+    assert any(PNR in s.text for s in text.segments if s.part == "header:From")
