@@ -30,4 +30,11 @@ def run(args: argparse.Namespace) -> int:
     upstreams = ", ".join(config.auth.upstreams) or "none"
     print(f"  trusted upstreams: {upstreams}; SMTP AUTH users: {config.auth.users_file or 'none'}")
     print(f"  as a milter (brukarvakt milter): {config.milter.listen}")
+    console = config.console
+    print(
+        f"  compliance console (brukarvakt console): http{'s' if config.tls.cert and config.tls.key else ''}"
+        f"://{console.listen.host}:{console.listen.port}, users in {console.users_file}"
+    )
+    metrics = config.metrics.listen
+    print(f"  metrics: {f'http://{metrics.host}:{metrics.port}/metrics' if metrics else 'off'}")
     return 0
