@@ -132,6 +132,7 @@ class _Cache:
     # A start in lower case -> the letters a common word that begins a phrase going on into it may
     # end with, as written (most starts: none).
     endings_before: dict[str, frozenset[str]] = field(default_factory=dict)
+    endings_after_word: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict)
 
     def size(self) -> int:
         return (
@@ -140,6 +141,7 @@ class _Cache:
             + len(self.hashes)
             + len(self.seconds)
             + len(self.endings_before)
+            + len(self.endings_after_word)
         )
 
 
@@ -169,6 +171,7 @@ class RegisterIndex:
         # at most): what a lower-case name may begin with.
         starts = ((w, mix(ROOT, self._token_hash_of(w))) for w in sorted(COMMON_WORD_NAMES))
         self._common_starts = tuple((w, node) for w, node in starts if self.tables.phrases.get(node) & PREFIX)
+        self._common_endings = frozenset().union(*(WRITTEN_ENDINGS[w[-1]] for w, _ in self._common_starts))
 
     def __len__(self) -> int:
         return len(self.tables.customer_numbers)
@@ -213,11 +216,16 @@ class RegisterIndex:
             )
         if _PHONE_HINT.search(raw):
             return True
-        lower_case_name = holds_lower_case_name(raw)  # `strand-eriksson`: its common word may begin it
+        lower_case_name = None  # `strand-eriksson`: its common word may begin a lower-case name
         for m in TOKEN.finditer(raw):
             word = m["word"]
-            if not word or not (lower_case_name or eligible(word)):
+            if not word:
                 continue
+            if not eligible(word):
+                if lower_case_name is None:
+                    lower_case_name = holds_lower_case_name(raw)
+                if not lower_case_name:
+                    continue
             folded = fold(word)
             if folded in TITLES:
                 if self._title_prefix:
@@ -293,11 +301,16 @@ class RegisterIndex:
                     return  # cannot happen: str.split and str.isspace agree on what a space is
                 start = pos
             pos = end
-            if raw.islower():  # it may end a lower-case name that begins with a common word
+            if raw.islower() and start > 1:  # it may end a lower-case name that begins with a common word
                 endings = endings_before.get(raw)
                 if endings is None:
                     endings = endings_before[raw] = self._endings_before(cache, raw)
-                if endings and (before := self._lower_case_start(cache, text, start, raw, endings)):
+                # The letter before a plain space rules out most words before it without a call.
+                if (
+                    endings
+                    and ((c := text[start - 2]) in endings or c.isspace() or c == ">")
+                    and (before := self._lower_case_start(cache, text, start, raw, endings))
+                ):
                     yield before
             head = heads.get(raw)
             if head == NEVER:  # `Anna.`: nothing to remember about the word after it
@@ -324,10 +337,7 @@ class RegisterIndex:
         one of `endings` (see `_endings_before`). The walk decides whether the two are a name; the
         gap between them is judged there too.
         """
-        if start < 2:
-            return None
-        # The word before, found a letter at a time: `de` alone passes here thousands of times,
-        # and the letter before the gap rules most of them out.
+        # The word before, found a letter at a time: cutting and splitting the text costs more.
         lo = max(0, start - _LOOK_BACK)
         end = start - 1  # (`raw` follows a space, as `str.split` cut it)
         while end > lo and (text[end - 1].isspace() or text[end - 1] == ">"):
@@ -355,15 +365,19 @@ class RegisterIndex:
     def _endings_before(self, cache: _Cache, raw: str) -> frozenset[str]:
         """The last letters, as written, of the common words that begin a phrase going on into `raw`."""
         second = self._second(cache, raw)
-        get = self.tables.phrases.get
         if second is None:  # only the walk can tell
-            found = [w for w, _ in self._common_starts]
-        else:
-            h, alt, _ = second
+            return self._common_endings
+        h, alt, _ = second
+        # `de`, `de,` and `(de` go on the same phrases: asked once (a question per common word).
+        endings = cache.endings_after_word.get((h, alt))
+        if endings is None:
+            get = self.tables.phrases.get
             found = [
                 w for w, node in self._common_starts if get(mix(node, h)) or (alt and get(mix(node, alt)))
             ]
-        return frozenset().union(*(WRITTEN_ENDINGS[w[-1]] for w in found)) if found else _NONE
+            endings = frozenset().union(*(WRITTEN_ENDINGS[w[-1]] for w in found)) if found else _NONE
+            cache.endings_after_word[(h, alt)] = endings
+        return endings
 
     def _head(self, cache: _Cache, raw: str) -> int | None:
         """The hash after a start that is one plain word (see `_Cache.heads`), NEVER, or None."""
