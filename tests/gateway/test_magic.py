@@ -35,7 +35,6 @@ from tests.gateway.test_attachments import (
 )
 
 
-
 @pytest.fixture(autouse=True)
 def _key(key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
