@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway import supervise
+from gateway import metrics, supervise
 from gateway.cli.common import config_path
 from gateway.config import load
 from gateway.logs import log
@@ -21,8 +21,13 @@ def run(args: argparse.Namespace) -> int:
         log("notices_to_maildir", "warning", detail="next_hop is null: guidance notices go to the outbox")
     # Opened once here, before any worker is forked: every worker accepts on it.
     sock = libmilter.listen(settings.listen, settings.socket_mode, settings.socket_group)
+    workers = max(1, args.workers or 1)
+    exporter = metrics.start(config, workers=workers)  # in this process, before any worker is forked
 
     async def factory(config: Config) -> supervise.Service:
-        return await door.build(config)
+        milter = await door.build(config)
+        if exporter is not None:
+            exporter.watch(milter.pipeline)
+        return milter
 
-    return supervise.run(config, path, factory, sock, workers=max(1, args.workers or 1))
+    return supervise.run(config, path, factory, sock, workers=workers)

@@ -501,3 +501,21 @@ def test_a_stopping_milter_defers_new_messages():
     answer = session.end()
     assert (answer.kind, answer.code[0]) == ("tempfail", "4")
     assert door.arrivals == []
+
+
+def test_the_milter_serves_the_same_prometheus_metrics_as_serve(folder):
+    import urllib.request
+
+    port = free_port()
+    config = write_config(folder, "metered", metrics={"listen": {"host": "127.0.0.1", "port": port}})
+    milter = MilterProcess(config, env())
+    milter.start()
+    try:
+        assert send(config, LEAK, macros=login(STAFF)).code == "550"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+    finally:
+        assert milter.stop() == 0, milter.log()
+    counted = [line for line in scraped.splitlines() if line.startswith("brukarvakt_messages_total{")]
+    assert any('verdict="block"' in line and line.endswith(" 1.0") for line in counted), counted
+    assert PNR_DASHED not in scraped and PNR_DASHED[:6] not in scraped
