@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import functools
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway import ner, register_store
+from gateway import mail, ner, register_store
 from gateway.keys import fingerprint_key
-from models.config import Config, Limits, Policy
+from models.config import Config, Policy
 from models.findings import Finding, Segment, SenderContext, Unscanned, Verdict
 from rules import engine, person_names, policy
 from rules.engine import ScanContext
 
-if TYPE_CHECKING:
-    from gateway.mail import MailText
-
-# The mail reader: the email package and every attachment extractor, a twentieth of `lint`'s
-# start-up over small files. Imported with the first message, so that linting plain text never
-# loads it (looked up at run time, as the CLI's verbs are).
-MAIL_READER = "gateway.mail"
-
 
 @dataclass(frozen=True)
 class MailScan:
-    mail: MailText
+    mail: mail.MailText
     findings: tuple[Finding, ...]
 
 
@@ -82,8 +73,7 @@ class Scanner:
         return tuple(engine.scan(segments, self.context(today)))
 
     def scan_mail(self, data: bytes, today: date | None = None, prefix: str = "") -> MailScan:
-        extract: Callable[[bytes, Limits, str], MailText] = importlib.import_module(MAIL_READER).extract
-        text = extract(data, self.config.limits, prefix)
+        text = mail.extract(data, self.config.limits, prefix)
         # An unread part is named by its file name, which can be the identifier itself.
         text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
         return MailScan(text, self.scan_segments(text.segments, today))

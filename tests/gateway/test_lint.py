@@ -239,37 +239,6 @@ def test_the_installed_command_runs_as_a_process(tmp_path: Path) -> None:
     assert proc.returncode == 1 and ":1:5: id-number" in proc.stdout and proc.stderr == ""
 
 
-MAIL_READER = ("email.policy", "gateway.attachments", "gateway.mail")
-# Runs lint as the installed command does, then names which of MAIL_READER the process loaded.
-LINT_THEN_REPORT = (
-    "import json, sys; from gateway.cli import main; main(sys.argv[1:]); "
-    f"sys.stderr.write(json.dumps([m for m in {list(MAIL_READER)!r} if m in sys.modules]))"
-)
-
-
-def _mail_reader_loaded_by_lint(path: str, cwd: Path) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", LINT_THEN_REPORT, "lint", path],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "BRUKARVAKT_FINGERPRINT_KEY": TEST_KEY.decode(), "PYTHONPATH": str(REPO)},
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    loaded: list[str] = json.loads(proc.stderr)
-    return loaded
-
-
-def test_plain_text_is_linted_without_loading_the_mail_reader(tmp_path: Path) -> None:
-    # The email package and every attachment extractor are a twentieth of lint's start-up over a
-    # folder of small drafts: plain text never needs them, a mail message does.
-    text = write(tmp_path / "utkast.txt", "Hej!\nInget att se här.\n")
-    message = write(tmp_path / "brev.eml", "From: a@kommun.se\nSubject: Hej\n\nInget att se här.\n")
-    assert _mail_reader_loaded_by_lint(text, tmp_path) == []
-    assert _mail_reader_loaded_by_lint(message, tmp_path) == list(MAIL_READER)
-
-
 def test_without_a_configured_key_a_private_key_file_is_created(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
