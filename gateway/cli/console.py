@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
             build_app(console),
             # Requests are logged by the console itself (gateway.console.app.Guard): no client data.
             access_log=False,
+            # The client is the connection's own address: uvicorn would otherwise believe a
+            # X-Forwarded-For header from 127.0.0.1, where every local client connects from, and
+            # a guesser could name a new address with each try (the sign-in throttle counts by
+            # address) and write any text as its address into the audit chain.
+            proxy_headers=False,
             log_level="warning",
             server_header=False,
             ssl_certfile=str(tls[0]) if tls else None,

@@ -10,30 +10,25 @@ Screenshots of the overview and the quarantine go to a folder the test prints (n
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from rules.engine import ScanContext, hits
-from tests.conftest import REPO, TEST_KEY, TODAY
+from tests.conftest import TEST_KEY, TODAY
 from tests.gateway.console_world import (
     CLIENT_NAME,
     COMPLIANCE,
     PASSWORD,
     PNR,
     PNR_DASHED,
+    ConsoleProcess,
     World,
     make_world,
+    running_console,
 )
-from tests.gateway.test_delivery import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,53 +39,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-WAIT = 30.0
-
-
-class ConsoleProcess:
-    """`brukarvakt console` in a subprocess, its JSON log lines read as they come."""
-
-    def __init__(self, config: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("BRUKARVAKT_FINGERPRINT_KEY", None)  # the world's key file, as the world was made with
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "console", "--config", str(config)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            cwd=config.parent,
-        )
-        self.lines: list[str] = []
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            self.lines.append(line)
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                self.events.put({"event": "unparsed", "line": line})
-
-    def wait_for(self, event: str) -> dict[str, Any]:
-        while True:
-            try:
-                record = self.events.get(timeout=WAIT)
-            except queue.Empty:
-                raise AssertionError(f"no {event!r} event; stderr:\n{''.join(self.lines)}") from None
-            if record.get("event") == event:
-                return record
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
 
 
 @pytest.fixture()
@@ -100,18 +48,8 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture()
 def console(world: World) -> Iterator[tuple[ConsoleProcess, str]]:
-    port = free_port()
-    text = world.config_path.read_text(encoding="utf-8")
-    config = world.folder / "console.yaml"
-    config.write_text(text.replace("console: {", f"console: {{listen: {{host: 127.0.0.1, port: {port}}}, "))
-    process = ConsoleProcess(config)
-    try:
-        # The socket is bound before this event: a connection from now on waits in its backlog.
-        listening = process.wait_for("console_listening")
-        assert listening["port"] == port and listening["tls"] is False
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    with running_console(world) as (process, base):
+        yield process, base
 
 
 def follow(page: Page, selector: str) -> None:

@@ -7,18 +7,26 @@ Numbers are Skatteverket's test numbers; names are the made-up clients of tests/
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import queue
 import re
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.cli import main
 from gateway.config import load
 from gateway.console import users
 from gateway.pipeline import Arrival, Identity, Pipeline, Stage
 from models.config import Config
-from tests.conftest import test_personnummer
-from tests.gateway.test_delivery import Sink, running_sink
+from tests.conftest import REPO, test_personnummer
+from tests.gateway.test_delivery import Sink, free_port, running_sink
 from tests.rules.register_clients import ROWS, csv_text, personnummer
 
 STAFF = "personal@kommun.example"
@@ -32,6 +40,7 @@ CLIENT_NUMBER = CLIENT[0]
 CLIENT_PNR = personnummer(CLIENT)
 PASSWORD = "rätt lösenord 1234"
 COMPLIANCE, VIEWER = "anna", "vera"
+WAIT = 30.0
 
 
 def mail(subject: str, body: str, *, message_id: str) -> bytes:
@@ -140,3 +149,66 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+class ConsoleProcess:
+    """`brukarvakt console` in a subprocess, its JSON log lines read as they come."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("BRUKARVAKT_FINGERPRINT_KEY", None)  # the world's key file, as the world was made with
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "console", "--config", str(config)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=config.parent,
+        )
+        self.lines: list[str] = []
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "unparsed", "line": line})
+
+    def wait_for(self, event: str) -> dict[str, Any]:
+        while True:
+            try:
+                record = self.events.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"no {event!r} event; stderr:\n{''.join(self.lines)}") from None
+            if record.get("event") == event:
+                return record
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+
+
+@contextlib.contextmanager
+def running_console(world: World) -> Iterator[tuple[ConsoleProcess, str]]:
+    """`brukarvakt console` over the world on a free port of 127.0.0.1, and its address."""
+    port = free_port()
+    text = world.config_path.read_text(encoding="utf-8")
+    config = world.folder / "console.yaml"
+    config.write_text(text.replace("console: {", f"console: {{listen: {{host: 127.0.0.1, port: {port}}}, "))
+    process = ConsoleProcess(config)
+    try:
+        # The socket is bound before this event: a connection from now on waits in its backlog.
+        listening = process.wait_for("console_listening")
+        assert listening["port"] == port and listening["tls"] is False
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
