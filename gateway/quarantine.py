@@ -152,7 +152,7 @@ class QuarantineStore:
             "secure_route": verdict.secure_route,
             "findings": findings,
             "unscanned": [
-                {"name": r(u.name), "content_type": u.content_type, "reason": r(u.reason)}
+                {"name": r(u.name), "content_type": r(u.content_type), "reason": r(u.reason)}
                 for u in verdict.unscanned
             ],
         }

@@ -56,7 +56,8 @@ class AuditRecord(BaseModel):
     manager_exception: bool
     action: Action
     findings: tuple[AuditFinding, ...] = ()
-    # Parts that could not be read: their content types only (a part's name can hold an identifier).
+    # Parts that could not be read: their content types only (a part's name can hold an identifier;
+    # the content type is the sender's word too, and masked like the other free text).
     unscanned: tuple[str, ...] = ()
     size: int
     scan_seconds: float
@@ -127,6 +128,8 @@ class AuditRecord(BaseModel):
         body["reason"] = redact(body["reason"])
         for finding in body["findings"]:
             finding["location"]["part"] = redact(finding["location"]["part"])
+        if body["unscanned"]:
+            body["unscanned"] = [redact(c) for c in body["unscanned"]]
         if body["note"]:
             body["note"] = redact(body["note"])
         return body
@@ -145,6 +148,7 @@ class AuditRecord(BaseModel):
                 "recipient_domains": tuple(redact(d) for d in self.recipient_domains),
                 "reason": redact(self.reason),
                 "note": redact(self.note) if self.note else self.note,
+                "unscanned": tuple(redact(c) for c in self.unscanned),
                 "findings": tuple(
                     f.model_copy(
                         update={"location": f.location.model_copy(update={"part": redact(f.location.part)})}

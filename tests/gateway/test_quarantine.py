@@ -118,6 +118,16 @@ def test_the_sidecar_holds_no_identifier_even_from_a_part_name(tmp_path: Path) -
     no_identifiers((tmp_path / "held" / item_id / META).read_text(encoding="utf-8"))
 
 
+def test_the_sidecar_holds_no_identifier_from_an_unreadable_parts_content_type_either(tmp_path: Path) -> None:
+    unread = Unscanned(name="attachment:(okänd)", content_type=f"application/x-{P_FILE}", reason="okänd")
+    verdict = blocked_verdict().model_copy(update={"unscanned": (unread,)})
+    store = QuarantineStore(Config(quarantine={"path": tmp_path / "held"}))
+    item_id = store.store(ORIGINAL, "anna@kommun.example", ["bo@example.org"], verdict)
+    sidecar = (tmp_path / "held" / item_id / META).read_text(encoding="utf-8")
+    no_identifiers(sidecar)
+    assert json.loads(sidecar)["verdict"]["unscanned"][0]["content_type"].startswith("application/x-")
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 

@@ -139,3 +139,18 @@ def test_masked_json_is_the_masked_copy_as_json_with_every_free_text_field_redac
     body = r.masked_json(redact)
     assert body == r.masked(redact).model_dump(mode="json")
     assert pnr not in str(body)
+
+
+def test_an_unreadable_parts_content_type_is_the_senders_word_and_is_masked_like_other_free_text() -> None:
+    pnr = test_personnummer(2)
+    unread = Unscanned(name="attachment:(okänd)", content_type=f"application/x-{pnr}", reason="okänd filtyp")
+    r = record(
+        verdict=Verdict(verdict="block", reason="unscannable: avsändaren är inte chef", unscanned=(unread,))
+    )
+
+    def redact(text: str) -> str:
+        return text.replace(pnr, "MASKED")
+
+    body = r.masked_json(redact)
+    assert body["unscanned"] == ["application/x-MASKED"]
+    assert body == r.masked(redact).model_dump(mode="json")
