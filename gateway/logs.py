@@ -6,10 +6,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from rules.engine import redact_numbers
 from rules.policy import domain_of
+
+# What a log names for an address without a domain.
+NO_DOMAIN = "(none)"
 
 
 def log(event: str, level: str = "info", **fields: Any) -> None:
@@ -28,6 +32,19 @@ def log(event: str, level: str = "info", **fields: Any) -> None:
         pass  # a closed stderr must not stop mail
 
 
+def domain(address: str) -> str:
+    """An address's domain, which a log may name where it may not name the address.
+
+    An address without "@" has no domain: what was typed there (a personnummer pasted into the
+    recipient field, a password typed as the user name) is not written at all. A domain is the
+    sender's word too: an identity number in it is masked.
+    """
+    if "@" not in address:
+        return NO_DOMAIN
+    found = domain_of(address)
+    return redact_numbers(found, date.today()) if any(c.isdigit() for c in found) else found
+
+
 def domains(addresses: Sequence[str]) -> list[str]:
-    """The recipients' domains, which the logs may name where they may not name the addresses."""
-    return sorted({domain_of(a) for a in addresses if a})
+    """The recipients' domains, each once (see `domain`)."""
+    return sorted({domain(a) for a in addresses if a})

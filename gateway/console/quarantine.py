@@ -22,10 +22,10 @@ from gateway.console.signin import event, requires
 from gateway.console.state import Console, console_of, render
 from gateway.console.users import ConsoleUser
 from gateway.errors import UserError
+from gateway.logs import domain
 from gateway.quarantine import Held
 from gateway.scanner import Scanner
 from rules import engine, person_names
-from rules.policy import domain_of
 
 MIN_REASON = 5
 MAX_REASON = 500
@@ -55,7 +55,7 @@ def summary(console: Console, held: Held, now: datetime) -> dict[str, Any]:
         "held": held.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
         "age": age(held.time, now),
         "sender": redact(held.mail_from) or "<>",
-        "domains": sorted({domain_of(r) for r in held.rcpt_tos}),
+        "domains": sorted({redact(domain(r)) for r in held.rcpt_tos}),
         "reason": str(verdict.get("reason", "")),
         "findings": [
             {

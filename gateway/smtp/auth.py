@@ -9,9 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from gateway.logs import log
+from gateway.logs import domain, log
 from gateway.users import Users
-from rules.policy import domain_of
 
 INVALID = "535 5.7.8 Authentication credentials invalid"
 
@@ -54,7 +53,7 @@ async def _check(login: bytes, password: bytes, users: Users, on_failure: OnFail
     ok = await asyncio.get_running_loop().run_in_executor(
         None, users.verify, user, password.decode("utf-8", "replace")
     )
-    log("auth", result="ok" if ok else "failed", domain=domain_of(user))
+    log("auth", result="ok" if ok else "failed", domain=domain(user))
     if not ok:
         await on_failure(user)
         return AuthResult(success=False, handled=False, message=INVALID)

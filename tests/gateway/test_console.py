@@ -22,6 +22,7 @@ from gateway.cli import main
 from gateway.console.app import build_app, build_console
 from gateway.console.state import Console
 from models.config import TLS
+from models.findings import Verdict
 from rules.engine import ScanContext, hits
 from tests.conftest import TEST_KEY, TODAY
 from tests.gateway.console_world import (
@@ -32,6 +33,7 @@ from tests.gateway.console_world import (
     PASSWORD,
     PNR,
     PNR_DASHED,
+    STAFF,
     VIEWER,
     World,
     add_user,
@@ -432,6 +434,24 @@ def test_a_held_message_is_shown_with_every_finding_masked_and_the_view_audited(
     no_identifier_in(page, world)
     last = audit_lines(world)[-1]
     assert (last["action"], last["quarantine_id"], last["actor"]) == ("console-view", item, COMPLIANCE)
+
+
+def test_a_recipient_without_a_domain_or_with_a_number_for_one_is_never_shown_in_clear(
+    world: World, tmp_path: Path
+) -> None:
+    quarantine = world.config.quarantine.model_copy(update={"path": tmp_path / "held"})
+    console = build_console(world.config.model_copy(update={"quarantine": quarantine}))
+    verdict = Verdict(verdict="block", reason="identifier: avsändaren är inte chef")
+    # A number pasted into the recipient field reaches the gateway as an address with no domain.
+    item = console.stage.quarantine.store(
+        b"Subject: Schema\r\n\r\nHej\r\n", STAFF, [PNR, f"bo@{PNR_DASHED}.example", "m@example.se"], verdict
+    )
+    with TestClient(build_app(console), follow_redirects=False) as c:
+        signed_in(c)
+        for path in ("/quarantine", f"/quarantine/{item}"):
+            page = c.get(path).text
+            assert "example.se" in page
+            no_identifier_in(page, world)
 
 
 def test_an_unknown_held_message_is_a_404(client: TestClient) -> None:

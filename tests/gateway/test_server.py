@@ -810,6 +810,20 @@ async def test_nothing_the_gateway_says_or_logs_holds_an_identifier(run_gateway,
         json.loads(line)  # structured: one JSON object per line
 
 
+async def test_a_recipient_without_a_domain_or_with_a_number_for_one_is_never_logged_in_clear(
+    run_gateway, sink, capsys
+):
+    s, hop = sink
+    gateway = await run_gateway(next_hop={"host": "127.0.0.1", "port": hop})
+    smtp = await client(gateway.port)
+    # A number pasted into the recipient field: the client sends it as an address with no domain.
+    code, _ = await send(smtp, STAFF, [PNR, f"bo@{PNR_DASHED}.example", "m@example.se"], message())
+    assert code == 250
+    logged = capsys.readouterr().err
+    assert leaks(logged) == [] and PNR not in logged
+    assert "example.se" in logged  # an ordinary domain is still named
+
+
 def test_a_block_reply_is_a_multi_line_ascii_reply_with_short_lines():
     from models.findings import Finding, Location, Verdict
 
@@ -1140,6 +1154,24 @@ async def test_a_failed_login_is_an_audit_event_with_the_user_name_never_the_pas
     ]
     written = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     assert "gissat" not in written and "annat-l" not in written
+
+
+async def test_a_number_or_a_password_typed_as_the_user_name_is_never_logged_in_clear(
+    auth_gateway, tmp_path, capsys
+):
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    for user in (PNR, "Hemligt-Lösen-99"):
+        with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+            await smtp.auth_plain(user, "fel")
+    logged = capsys.readouterr().err
+    assert '"event": "auth"' in logged
+    assert leaks(logged) == [] and PNR not in logged
+    assert "hemligt-lösen-99" not in logged.lower()
+    written = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert leaks(written) == [] and PNR not in written
 
 
 async def test_refusals_during_the_session_are_audit_events(auth_gateway, tmp_path):
