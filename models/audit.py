@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +29,27 @@ EventAction = Literal[
     "console-view",  # a held message opened in the console, masked
     "release-failed",  # a release the next hop refused or deferred: the message stays held
 ]
+
+
+# What Python keeps for a byte that is not UTF-8 (surrogateescape): no UTF-8 line can hold it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(redact: Callable[[str], str]) -> Callable[[str], str]:
+    """`redact` for text that may hold bytes that were not UTF-8 (an envelope address as the MTA
+    gave it): each such character becomes U+FFFD first. One of them made the whole line, and every
+    line written with it in the same batch, fail to be written at all.
+    """
+
+    def masked(text: str) -> str:
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = _LONE_SURROGATE.sub("\ufffd", text)
+        return redact(text)
+
+    return masked
 
 
 class AuditFinding(BaseModel):
@@ -119,6 +141,7 @@ class AuditRecord(BaseModel):
 
     def masked_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
         """`masked(redact).model_dump(mode="json")`, without the copies: the audit log's hot path."""
+        redact = writable(redact)
         body = self.model_dump(mode="json")
         if body["message_id"]:
             body["message_id"] = redact(body["message_id"])
@@ -140,6 +163,7 @@ class AuditRecord(BaseModel):
         A Message-ID, an address or an attachment's name (a finding's location) may hold an
         identifier; fingerprints, customer numbers and fixed vocabulary are left as they are.
         """
+        redact = writable(redact)
         return self.model_copy(
             update={
                 "message_id": redact(self.message_id) if self.message_id else self.message_id,
@@ -188,6 +212,7 @@ class AuditEvent(BaseModel):
 
     def masked_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
         """The line's fields with every text a person chose (user name, address, reason) masked."""
+        redact = writable(redact)
         body = self.model_dump(mode="json")
         for key in ("login", "envelope_sender", "note", "detail"):
             if body[key]:

@@ -378,6 +378,16 @@ def test_a_sender_that_looks_like_a_formula_is_defused_in_csv(
     assert "sender,'=cmd|'/c calc'!A1@evil.example,1" in capsys.readouterr().out.splitlines()
 
 
+def test_text_that_is_not_utf8_is_written_and_loses_no_line_of_its_batch(tmp_path: Path) -> None:
+    # An envelope address with a byte that is not UTF-8, as Python keeps it (surrogateescape).
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).append_many([decision(1), decision(2, sender="anna\udcff@kommun.example"), decision(3)])
+    entries = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [e["size"] for e in entries] == [101, 102, 103]
+    assert entries[1]["envelope_sender"] == "anna\ufffd@kommun.example"
+    assert verify(path) == (3, [])
+
+
 def test_a_batch_is_appended_in_order_as_one_unbroken_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
