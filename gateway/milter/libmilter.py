@@ -243,8 +243,13 @@ def _apply(ctx: milter.milterContext, conn: _Connection, answer: Answer) -> int:
 
 
 def _address(raw: bytes) -> str:
-    """An envelope address as the MTA gives it ("<a@b>", "<>"), without the brackets."""
-    return raw.decode("utf-8", "surrogateescape").strip().removeprefix("<").removesuffix(">")
+    """An envelope address as the MTA gives it ("<a@b>", "<>"), without the brackets.
+
+    A byte that is not UTF-8 becomes U+FFFD: kept as a lone surrogate it could be written
+    neither into the held message's sidecar (a 451 for ever) nor into an audit line. The MTA
+    keeps the envelope as it was; this text is for the decision, the audit and the notice.
+    """
+    return raw.decode("utf-8", "replace").strip().removeprefix("<").removesuffix(">")
 
 
 # ---------------------------------------------------------------- the socket and the main loop

@@ -136,6 +136,14 @@ class ScriptedMTA:
             return None
         return self._disposition()
 
+    def _raw_command(self, command: str, payload: bytes) -> Reply | None:
+        """A command whose arguments are bytes the codec would not encode (not UTF-8)."""
+        assert self.negotiated is not None
+        self.sock.sendall(struct.pack("!Lc", len(payload) + 1, command.encode()) + payload)
+        if self.negotiated.protocol & NO_REPLY.get(command, 0):
+            return None
+        return self._disposition()
+
     def _disposition(self) -> Reply:
         reply = Reply("")
         while True:
@@ -154,16 +162,22 @@ class ScriptedMTA:
 
     def send_message(
         self,
-        sender: str,
+        sender: str | bytes,
         recipients: list[str],
         message: bytes,
         macros: dict[str, str] | None = None,
     ) -> Reply:
-        """MAIL, RCPT, headers, body, end of message: the first reply that is not "continue"."""
+        """MAIL, RCPT, headers, body, end of message: the first reply that is not "continue".
+
+        A sender given as bytes is sent as they are (an MTA passes on what the client wrote).
+        """
         if macros:
             pairs = [x for item in macros.items() for x in item]
             self.sock.sendall(codec.encode_msg(C.SMFIC_MACRO, cmdcode=C.SMFIC_MAIL, nameval=pairs))
-        reply = self._command(C.SMFIC_MAIL, args=[f"<{sender}>"])
+        if isinstance(sender, bytes):
+            reply = self._raw_command(C.SMFIC_MAIL, b"<" + sender + b">\0")
+        else:
+            reply = self._command(C.SMFIC_MAIL, args=[f"<{sender}>"])
         if reply is not None and reply.command != C.SMFIR_CONTINUE:
             return reply
         for recipient in recipients:

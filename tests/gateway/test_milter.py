@@ -266,6 +266,20 @@ def test_a_connection_carries_several_messages_each_decided_on_its_own(rejecting
     assert (first.code, second.command) == ("550", C.SMFIR_ACCEPT)
 
 
+def test_a_sender_address_that_is_not_utf8_is_decided_and_audited_like_any_other(quarantining, sink):
+    before = len(audit(quarantining))
+    with ScriptedMTA(address(quarantining)) as mta:
+        clean = mta.send_message(b"anna\xff@kommun.example", [OUTSIDE], message(CLEAN))
+        held = mta.send_message(b"anna\xff@kommun.example", [OUTSIDE], message(LEAK))
+    assert clean.command == C.SMFIR_ACCEPT
+    assert held.command == C.SMFIR_DISCARD  # held in the quarantine, not refused for ever with 451
+    lines = audit(quarantining)[before:]
+    assert [(line["action"], line["envelope_sender"]) for line in lines] == [
+        ("delivered", "anna\ufffd@kommun.example"),
+        ("quarantined", "anna\ufffd@kommun.example"),
+    ]
+
+
 def test_mail_without_a_login_is_scanned_as_from_nobody(rejecting):
     assert send(rejecting, CLEAN, macros=None).command == C.SMFIR_ACCEPT
     assert audit(rejecting)[-1]["authenticated_as"] is None
