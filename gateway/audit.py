@@ -142,7 +142,7 @@ class AuditLog:
         line = last[:-1]
         try:
             seq = int(json.loads(line)["seq"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             head = _read_head(head_fd)
             seq = head.seq if head else 0
         return line_hash(line), seq + 1
@@ -223,7 +223,7 @@ def _lines(path: Path) -> Iterator[_Line]:
             try:
                 entry = json.loads(body)
                 seq, prev = int(entry["seq"]), str(entry["prev"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):  # an edit nested past the reader
                 pass
             yield _Line(number, body, seq, prev, complete)
 
@@ -316,7 +316,7 @@ def entries(path: Path) -> Iterator[dict[str, object]]:
         for raw in f:
             try:
                 entry = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(entry, dict):
                 yield entry

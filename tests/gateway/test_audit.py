@@ -361,6 +361,33 @@ def test_a_line_that_is_no_longer_json_is_named_as_edited(tmp_path: Path) -> Non
     assert [(p.line, p.what) for p in problems] == [(2, "is not a valid audit entry (edited)")]
 
 
+# Deeper than Python's JSON reader goes: it raises RecursionError, not a ValueError.
+TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_line_nested_too_deep_to_read_is_named_as_edited_by_verify_and_skipped_by_report(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_file.parent / "audit.jsonl"
+    lines = write_log(path, 3)
+    lines[1] = TOO_DEEP
+    rewrite(path, lines)
+    assert main(["audit", "--config", str(config_file), "verify"]) == 1
+    assert main(["audit", "--config", str(config_file), "report"]) == 0
+    printed = capsys.readouterr()
+    assert "line 2: is not a valid audit entry (edited)" in printed.out
+    assert "decisions: 2" in printed.out and printed.err == ""
+
+
+def test_a_writer_goes_on_after_a_last_line_nested_too_deep_to_read(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 2)
+    rewrite(path, [*lines, TOO_DEEP])
+    AuditLog(path).append(decision(9))
+    entry = json.loads(path.read_bytes().splitlines()[-1])
+    assert entry["size"] == 109 and entry["prev"] == line_hash(TOO_DEEP)
+
+
 def test_an_edited_sequence_number_is_named_as_an_edit_not_a_removal(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     lines = write_log(path, 4)
