@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from gateway.audit import DECISIONS
 
@@ -24,6 +25,7 @@ MARGIN = timedelta(hours=1)
 BISECT_BLOCK = 64 * 1024
 # Lines without a readable time skipped in a row before a probe gives up (a torn or edited line).
 PROBE_LINES = 16
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def when(entry: dict[str, object]) -> datetime | None:
@@ -45,11 +47,29 @@ def is_record(entry: dict[str, object]) -> bool:
 
 
 def _parse(raw: bytes) -> dict[str, object] | None:
+    """The entry of a line, or None for one that is not an entry (torn, or edited past reading)."""
     try:
         entry = json.loads(raw)
-    except ValueError:
+        if not isinstance(entry, dict):
+            return None
+        if b"\\ud" in raw or b"\\uD" in raw:
+            # A lone surrogate written as an escape (no writer does, an edit may): no page and no
+            # CSV can hold it, and one made the overview an error page instead of saying that
+            # the chain is broken.
+            entry = _writable(entry)
+    except (ValueError, RecursionError):
         return None
-    return entry if isinstance(entry, dict) else None
+    return entry
+
+
+def _writable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_writable(v) for v in value]
+    if isinstance(value, dict):
+        return {_writable(k): _writable(v) for k, v in value.items()}
+    return value
 
 
 def _probe(f: BinaryIO, pos: int) -> tuple[int, datetime | None]:

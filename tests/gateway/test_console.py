@@ -311,6 +311,32 @@ def test_a_broken_chain_is_shown_in_red_with_its_line(world: World, tmp_path: Pa
     assert "Bruten vid rad 2:" in page
 
 
+def test_an_edit_no_page_could_hold_still_shows_the_chain_broken_and_the_search_answers(
+    world: World, tmp_path: Path
+) -> None:
+    edited = tmp_path / "audit.jsonl"
+    lines = world.config.audit.path.read_text(encoding="utf-8").splitlines()
+    entry = json.loads(lines[1])
+    entry["reason"] = "\ud800" + str(entry["reason"])  # a lone surrogate: no UTF-8 page can hold it
+    lines[1] = json.dumps(entry)
+    lines.append("[" * 100_000 + "]" * 100_000)  # nested past what the JSON reader goes
+    edited.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "audit.jsonl.head").write_bytes(
+        world.config.audit.path.with_name("audit.jsonl.head").read_bytes()
+    )
+    config = world.config.model_copy(update={"audit": world.config.audit.model_copy(update={"path": edited})})
+    with TestClient(build_app(build_console(config)), follow_redirects=False) as c:
+        token = signed_in(c)
+        overview = c.get("/")
+        assert overview.status_code == 200
+        assert 'class="broken" id="chain-state"' in overview.text and "Bruten vid rad 2:" in overview.text
+        found = search(c, token)
+        assert found.status_code == 200 and result_rows(found.text) >= 6
+        exported = c.post("/search/export", data={"csrf": token})
+        assert exported.status_code == 200
+        assert len(list(csv.DictReader(io.StringIO(exported.text)))) == result_rows(found.text)
+
+
 # ---------------------------------------------------------------- search
 
 
