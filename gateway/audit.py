@@ -357,10 +357,10 @@ def report(path: Path, since: date | None) -> dict[str, Counter[str]]:
 def csv_cell(value: str) -> str:
     """A value for a CSV cell that a spreadsheet will not run as a formula.
 
-    A spreadsheet runs a cell that starts with = + - @ as a formula; a sender address is written
-    by whoever sends mail.
+    A spreadsheet runs a cell that starts with = + - @ as a formula, also behind a leading tab or
+    line break (OWASP's list); a sender address is written by whoever sends mail.
     """
-    return "'" + value if value.startswith(("=", "+", "-", "@")) else value
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r", "\n")) else value
 
 
 # --- group commit ------------------------------------------------------------------------------

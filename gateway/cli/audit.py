@@ -28,7 +28,8 @@ def _print_text(counts: dict[str, Counter[str]], since: date | None) -> None:
 
 
 def _print_csv(counts: dict[str, Counter[str]]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    # CRLF (RFC 4180): a cell holding a lone CR is quoted too (not with "\n" as the terminator).
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
     writer.writerow(("dimension", "value", "count"))
     for dimension in DIMENSIONS:
         rows = sorted(counts[dimension].items()) if dimension == "day" else counts[dimension].most_common()

@@ -166,7 +166,9 @@ def results(path: Path, search: Search, limit: int) -> tuple[list[dict[str, str]
 
 def _csv(path: Path, search: Search) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF (RFC 4180): a cell with a lone CR or LF is then quoted; with "\n" a bare CR was
+    # written as is, and a spreadsheet began a new row there, with whatever followed as a formula.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for moment, entry in between(path, search.first, search.last):
         if search.wants(entry):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -413,6 +415,18 @@ def test_text_that_is_not_utf8_is_written_and_loses_no_line_of_its_batch(tmp_pat
     assert [e["size"] for e in entries] == [101, 102, 103]
     assert entries[1]["envelope_sender"] == "anna\ufffd@kommun.example"
     assert verify(path) == (3, [])
+
+
+@pytest.mark.parametrize("start", ["\t", "\r", "\n"])
+def test_a_formula_behind_a_tab_or_a_line_break_is_defused_in_csv_too(
+    config_file: Path, capsys: pytest.CaptureFixture[str], start: str
+) -> None:
+    # A spreadsheet skips a leading tab or line break and runs the formula behind it (OWASP).
+    AuditLog(config_file.parent / "audit.jsonl").append(decision(1, sender=f"{start}=1+2@evil.example"))
+    assert main(["audit", "--config", str(config_file), "report", "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out, newline="")))
+    senders = [row[1] for row in rows if row[0] == "sender"]
+    assert senders == [f"'{start}=1+2@evil.example"]
 
 
 def test_a_batch_is_appended_in_order_as_one_unbroken_chain(tmp_path: Path) -> None:

@@ -11,16 +11,18 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.audit import verify
+from gateway.audit import AuditLog, verify
 from gateway.cli import main
 from gateway.console.app import build_app, build_console
 from gateway.console.state import Console
+from models.audit import AuditRecord
 from models.config import TLS
 from models.findings import Verdict
 from rules.engine import ScanContext, hits
@@ -427,6 +429,39 @@ def test_a_result_is_exported_as_csv_from_the_query_kept_not_from_the_term(
     assert all("personnummer" in r["kinds"] for r in rows)
     no_identifier_in(response.text, world)
     assert audit_lines(world)[-1]["action"] == "console-export"
+
+
+def test_no_cell_of_an_export_starts_a_formula_not_even_after_a_line_break(
+    world: World, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(world.config.audit.path.read_bytes())
+    log.with_name("audit.jsonl.head").write_bytes(
+        world.config.audit.path.with_name("audit.jsonl.head").read_bytes()
+    )
+    record = AuditRecord.from_decision(
+        time=datetime.now(UTC),
+        message_id=None,
+        authenticated_as=None,
+        envelope_sender="\t=1+2@evil.example",
+        recipients=["m@example.se"],
+        verdict=Verdict(verdict="block", reason="identifier: avsändaren är inte chef"),
+        action="released",
+        size=10,
+        scan_seconds=0.0,
+    ).model_copy(update={"actor": "ops", "note": "godkänd\r=1+2"})
+    AuditLog(log).append(record)
+    config = world.config.model_copy(update={"audit": world.config.audit.model_copy(update={"path": log})})
+    with TestClient(build_app(build_console(config)), follow_redirects=False) as c:
+        token = signed_in(c)
+        assert search(c, token, decision="block").status_code == 200
+        exported = c.post("/search/export", data={"csrf": token}).text
+    rows = list(csv.reader(io.StringIO(exported, newline="")))
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert [row for row in rows if row[rows[0].index("actor")] == "ops"] != []
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n")), cell
 
 
 def test_an_export_before_any_search_says_so(client: TestClient) -> None:
