@@ -22,6 +22,7 @@ from gateway.console.state import TEMPLATES, Console
 from gateway.console.users import ConsoleUsers
 from gateway.logs import log
 from gateway.pipeline import Pipeline, Stage
+from gateway.quarantine import ID_PATTERN
 from models.config import Config
 
 STATIC = Path(__file__).with_name("static")
@@ -78,14 +79,29 @@ class Guard:
                 )
                 await send({"type": "http.response.body", "body": ERROR_PAGE})
         finally:
-            # The path holds no personal data (searches are POSTs, ids are the quarantine's own).
             log(
                 "console_request",
                 method=scope["method"],
-                path=scope["path"],
+                path=loggable_path(scope),
                 status=status,
                 ms=round((time.monotonic() - started) * 1000, 1),
             )
+
+
+def loggable_path(scope: Scope) -> str:
+    """The path as the log may hold it: a route's own words and quarantine ids.
+
+    Searches are POSTs, but anything can be typed into the address bar (a personnummer where an
+    id belongs): any other value in a route's place is logged by its name, and a path that no
+    route has is not logged.
+    """
+    if "endpoint" not in scope:
+        return "(no route)"
+    path = str(scope["path"])
+    for name, value in scope.get("path_params", {}).items():
+        if not ID_PATTERN.fullmatch(str(value)):
+            path = path.replace(str(value), "{" + name + "}")
+    return path
 
 
 def build_console(config: Config, *, pipeline: Pipeline | None = None) -> Console:

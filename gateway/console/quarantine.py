@@ -105,8 +105,13 @@ def _reason(form: Any) -> str:
     return reason[:MAX_REASON]
 
 
+def _said(request: Request, error: UserError) -> str:
+    """An error's words for a page: they quote the id as given, which may be anything typed."""
+    return console_of(request).stage.redact(str(error))
+
+
 def _not_found(request: Request, error: UserError) -> Response:
-    return render(request, "error.html", {"message": str(error)}, 404)
+    return render(request, "error.html", {"message": _said(request, error)}, 404)
 
 
 # ---------------------------------------------------------------- pages
@@ -159,7 +164,7 @@ async def in_clear(request: Request) -> Response:
         reason = _reason(form)
         data = await run_in_threadpool(held.message)
     except UserError as e:
-        request.session["flash"] = str(e)
+        request.session["flash"] = _said(request, e)
         return RedirectResponse(f"/quarantine/{item_id}", status_code=303)
     # Audited before anything is shown: a failure to write stops here (the page is not made).
     await event(
@@ -185,7 +190,7 @@ async def release(request: Request) -> Response:
         reason = _reason(form)
         delivery = await console.pipeline.release(item_id, actor=user.name, note=reason)
     except UserError as e:
-        request.session["flash"] = str(e)
+        request.session["flash"] = _said(request, e)
         return RedirectResponse(f"/quarantine/{item_id}", status_code=303)
     reply = console.stage.redact(delivery.reply)
     if delivery.delivered:
@@ -217,7 +222,7 @@ async def delete(request: Request) -> Response:
             console.stage.quarantine.delete, item_id, console.stage.audit, actor=user.name, note=reason
         )
     except UserError as e:
-        request.session["flash"] = str(e)
+        request.session["flash"] = _said(request, e)
         return RedirectResponse(f"/quarantine/{item_id}", status_code=303)
     request.session["flash"] = f"{item_id} raderades."
     return RedirectResponse("/quarantine", status_code=303)

@@ -521,6 +521,25 @@ def test_an_unknown_held_message_is_a_404(client: TestClient) -> None:
     assert client.get("/quarantine/..%2Fconfig").status_code == 404
 
 
+def test_an_identifier_typed_into_the_address_is_neither_logged_nor_shown(
+    client: TestClient, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = signed_in(client)
+    capsys.readouterr()
+    pages = [
+        client.get(f"/quarantine/{PNR_DASHED}"),
+        client.get(f"/{PNR}"),
+        client.post(f"/quarantine/{PNR}/clear", data={"csrf": token, "reason": "letar efter en brukare"}),
+    ]
+    assert [page.status_code for page in pages] == [404, 404, 303]
+    shown = pages[0].text + pages[1].text + client.get(f"/quarantine/{PNR}").text
+    logged = capsys.readouterr().err
+    assert '"event": "console_request"' in logged and world.held[0] not in logged
+    no_identifier_in(shown + logged, world)
+    client.get(f"/quarantine/{world.held[0]}")
+    assert f'"path": "/quarantine/{world.held[0]}"' in capsys.readouterr().err  # an id is no identifier
+
+
 def test_show_in_clear_needs_a_typed_reason(client: TestClient, world: World) -> None:
     token = signed_in(client)
     item = world.held[0]
