@@ -58,19 +58,33 @@ class Throttle:
         self.limit = limit
         self.lockout = lockout_seconds
         self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+        # Keys whose present lockout has been told to the audit already.
+        self._told: set[tuple[str, str]] = set()
 
     def wait(self, keys: list[tuple[str, str]], now: float) -> float:
         """Seconds until another try is allowed (0: now)."""
         return max((self._failures.get(k, (0, 0.0))[1] - now for k in keys), default=0.0) if keys else 0.0
+
+    def first_refusal(self, keys: list[tuple[str, str]], now: float) -> bool:
+        """Whether a try refused now is the first one since a lockout of these keys began.
+
+        A throttled try costs the client nothing (no password is checked): the audit records
+        the first of a lockout, not each of thousands.
+        """
+        fresh = [k for k in keys if self._failures.get(k, (0, 0.0))[1] > now and k not in self._told]
+        self._told.update(fresh)
+        return bool(fresh)
 
     def failed(self, keys: list[tuple[str, str]], now: float) -> None:
         for key in keys:
             count = self._failures.pop(key, (0, 0.0))[0] + 1
             until = now + self.lockout * 2 ** (count - self.limit) if count >= self.limit else 0.0
             self._failures[key] = (count, until)
+            self._told.discard(key)
         while len(self._failures) > THROTTLE_MEMORY:
-            self._failures.popitem(last=False)
+            self._told.discard(self._failures.popitem(last=False)[0])
 
     def succeeded(self, keys: list[tuple[str, str]]) -> None:
         for key in keys:
             self._failures.pop(key, None)
+            self._told.discard(key)

@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.console.state import Console, console_of, render
-from gateway.console.users import ConsoleUser
+from gateway.console.users import MAX_NAME, ConsoleUser
+from gateway.logs import log
 from models.audit import AuditEvent
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -113,15 +114,21 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else ""
     keys = [("name", name), ("address", client)]
     now = console.clock()
+    # The name as typed goes into the audit, but not a megabyte of it: no user has a longer one,
+    # and a part of it could be part of an identifier that masking no longer recognises.
+    typed = name if len(name) <= MAX_NAME else f"({len(name)} characters)"
     wait = console.throttle.wait(keys, now)
     if wait > 0:
-        await event(console, request, "console-login", login=name, detail="throttled")
+        if console.throttle.first_refusal(keys, now):
+            await event(console, request, "console-login", login=typed, detail="throttled")
+        else:
+            log("console_login_throttled", "warning")
         message = f"För många misslyckade inloggningar. Försök igen om {int(wait) + 1} sekunder."
         return render(request, "login.html", {"error": message}, 429)
     user = await run_in_threadpool(console.users.verify, name, password) if name and password else None
     if user is None:
         console.throttle.failed(keys, now)
-        await event(console, request, "console-login", login=name, detail="wrong name or password")
+        await event(console, request, "console-login", login=typed, detail="wrong name or password")
         return render(request, "login.html", {"error": "Fel namn eller lösenord."}, 401)
     console.throttle.succeeded(keys)
     # A new session and a new token at sign-in: a token or id seen before it is worth nothing after.

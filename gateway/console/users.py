@@ -27,10 +27,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "compliance": frozenset({"read", "search", "release", "delete", "clear"}),
     "viewer": frozenset({"read"}),
 }
-_NAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,63}")
+MAX_NAME = 64
+_NAME = re.compile(rf"[a-z0-9][a-z0-9._@+-]{{0,{MAX_NAME - 1}}}")
 MIN_PASSWORD_LENGTH = 12
 
-__all__ = ["ConsoleUser", "ConsoleUsers", "hash_password", "read", "write", "check_name", "check_role"]
+__all__ = [
+    "MAX_NAME",
+    "ConsoleUser",
+    "ConsoleUsers",
+    "hash_password",
+    "read",
+    "write",
+    "check_name",
+    "check_role",
+]
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,35 @@ def test_failures_from_one_address_throttle_every_name_tried_from_it(
     assert sign_in(client, VIEWER).status_code == 429
 
 
+def test_a_name_longer_than_any_users_is_not_written_whole_into_the_audit(
+    client: TestClient, world: World
+) -> None:
+    size = world.config.audit.path.stat().st_size
+    assert sign_in(client, "gissning-" * 100_000, "fel lösenord 99").status_code == 401
+    assert world.config.audit.path.stat().st_size - size < 1000
+    last = audit_lines(world)[-1]
+    assert (last["action"], last["result"]) == ("console-login", "refused")
+
+
+def test_tries_while_throttled_are_one_audit_line_per_lockout_not_one_per_try(
+    client: TestClient, console: Console, world: World
+) -> None:
+    def throttled_lines() -> int:
+        return sum(1 for line in audit_lines(world) if line.get("detail") == "throttled")
+
+    before = throttled_lines()
+    for i in range(world.config.console.max_failed_logins):
+        sign_in(client, f"gissning{i}", "fel lösenord 99")
+    for i in range(20):
+        assert sign_in(client, f"ny-gissning{i}", "fel lösenord 99").status_code == 429
+    assert throttled_lines() == before + 1
+    assert isinstance(console.clock, Clock)
+    console.clock.now += world.config.console.lockout_seconds + 1
+    assert sign_in(client, "en-till", "fel lösenord 99").status_code == 401  # locked again, for longer
+    assert sign_in(client, "och-en-till", "fel lösenord 99").status_code == 429
+    assert throttled_lines() == before + 2
+
+
 def test_an_idle_session_ends_and_the_next_request_goes_to_the_sign_in(
     client: TestClient, console: Console, world: World
 ) -> None:
