@@ -38,14 +38,23 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
+# The console's forms are a few short fields (a reason is at most 500 characters); Starlette
+# would read 1,000 fields of 1 MB each into memory, for anyone who can reach the sign-in page.
+MAX_BODY_BYTES = 64 * 1024
+TOO_LARGE_PAGE = b"<!doctype html><meta charset=utf-8><title>F\xc3\xb6r stort</title><p>Formul\xc3\xa4ret \xc3\xa4r f\xc3\xb6r stort."
 ERROR_PAGE = (
     b"<!doctype html><meta charset=utf-8><title>Fel</title>"
     b"<p>Ett internt fel uppstod. Inget har \xc3\xa4ndrats om inte sidan sa det. F\xc3\xb6rs\xc3\xb6k igen.</p>"
 )
 
 
+class _TooLarge(Exception):
+    """A request body past MAX_BODY_BYTES."""
+
+
 class Guard:
-    """Security headers on every answer; a failure logged by its type only (its text may quote mail)."""
+    """Security headers on every answer; a request body of bounded size; a failure logged by its
+    type only (its text may quote mail)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -64,8 +73,35 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise _TooLarge
+            return message
+
         try:
-            await self.app(scope, receive, secured)
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                raise _TooLarge
+            await self.app(scope, bounded, secured)
+        except _TooLarge:
+            if status == 0:
+                status = 413
+                await secured(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"text/html; charset=utf-8"),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": TOO_LARGE_PAGE})
         except Exception as e:
             log("console_error", "error", method=scope["method"], error=type(e).__name__)
             if status == 0:
