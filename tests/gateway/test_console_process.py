@@ -88,15 +88,33 @@ def test_a_client_cannot_pass_as_other_addresses_to_escape_the_throttle_or_to_wr
     _, base = console
     limit = world.config.console.max_failed_logins
     before = len(audit_lines(world))
-    # Each guess under another user name and another address claimed in a proxy's header.
-    statuses = [failed_sign_in(base, f"gissning{i}", f"198.51.100.{i}") for i in range(limit)]
+    # Each guess under another user name and another address claimed in a proxy's header, one
+    # of them an identifier.
+    claimed = [PNR_DASHED, *(f"198.51.100.{i}" for i in range(1, limit))]
+    statuses = [failed_sign_in(base, f"gissning{i}", address) for i, address in enumerate(claimed)]
     assert statuses == [401] * limit
     assert failed_sign_in(base, "gissning-till", "198.51.100.99") == 429
-    # The audit names the connection's own address, never one a client wrote; an identifier
-    # written as the address is not in the chain either.
-    failed_sign_in(base, "gissning-sist", PNR_DASHED)
+    # The audit names the connection's own address, never one a client wrote.
     logins = [line for line in audit_lines(world)[before:] if line["action"] == "console-login"]
-    assert len(logins) == limit + 2
+    assert len(logins) == limit + 1
     assert {line["client_address"] for line in logins} == {"127.0.0.1"}
     written = world.config.audit.path.read_text(encoding="utf-8")
     assert PNR_DASHED not in written and PNR not in written
+
+
+def test_the_consoles_own_log_holds_no_identifier_typed_into_an_address(
+    world: World, console: tuple[ConsoleProcess, str]
+) -> None:
+    process, base = console
+
+    def requests_logged() -> int:
+        return sum('"console_request"' in line for line in process.lines)
+
+    before = requests_logged()
+    browser = Browser(base)
+    for path in (f"/quarantine/{PNR}", f"/{PNR_DASHED}", f"/search?person={PNR}"):
+        browser.get(path)
+    while requests_logged() < before + 3:
+        process.wait_for("console_request")
+    logged = "".join(process.lines)
+    assert PNR not in logged and PNR_DASHED not in logged and PNR[2:] not in logged
