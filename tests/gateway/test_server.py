@@ -1174,6 +1174,21 @@ async def test_a_number_or_a_password_typed_as_the_user_name_is_never_logged_in_
     assert leaks(written) == [] and PNR not in written
 
 
+async def test_a_password_in_auth_plains_authorization_field_is_never_written(auth_gateway, tmp_path, capsys):
+    import base64
+
+    gateway, _ = auth_gateway
+    smtp = await client(gateway.port)
+    await smtp.starttls(validate_certs=False)
+    await smtp.ehlo()
+    blob = base64.b64encode(f"Hemligt-Lösen-77\0{STAFF}\0Hemligt-Lösen-77".encode())
+    assert (await smtp.execute_command(b"AUTH", b"PLAIN", blob)).code == 535
+    events = [e for e in audit_lines(tmp_path) if e["action"] == "auth-failed"]
+    assert [e["login"] for e in events] == [STAFF]
+    written = (tmp_path / "audit.jsonl").read_text(encoding="utf-8") + capsys.readouterr().err
+    assert "hemligt-lösen-77" not in written.lower()
+
+
 async def test_refusals_during_the_session_are_audit_events(auth_gateway, tmp_path):
     gateway, _ = auth_gateway
     anonymous = await client(gateway.port)
