@@ -705,6 +705,13 @@ def test_the_console_does_not_start_without_a_user(
     assert "console-user add" in capsys.readouterr().err
 
 
+def test_the_search_form_asks_the_browser_to_remember_nothing_typed_into_it(client: TestClient) -> None:
+    signed_in(client)
+    page = client.get("/search").text
+    form = re.search(r'<form method="post" action="/search"[^>]*>', page)
+    assert form and 'autocomplete="off"' in form.group(0)
+
+
 def test_an_identifier_typed_as_a_sender_is_shown_again_masked(client: TestClient, world: World) -> None:
     token = signed_in(client)
     page = search(client, token, sender=PNR_DASHED).text
