@@ -25,6 +25,7 @@ from miltertest import constants as C
 from gateway import replies
 from gateway.config import parse
 from gateway.milter import door as milter_door
+from gateway.milter import libmilter
 from gateway.milter.libmilter import MACROS, answer_from_reply, libmilter_address
 from gateway.notice import build_notice, should_notify
 from gateway.pipeline import Arrival, Identity, Outcome, Pipeline, Stage
@@ -515,6 +516,81 @@ def test_a_stopping_milter_defers_new_messages():
     answer = session.end()
     assert (answer.kind, answer.code[0]) == ("tempfail", "4")
     assert door.arrivals == []
+
+
+class FakeContext:
+    """libmilter's per-connection context as the callbacks use it."""
+
+    def __init__(self) -> None:
+        self.priv: object = None
+        self.replies: list[tuple[str, ...]] = []
+
+    def getpriv(self) -> object:
+        return self.priv
+
+    def setpriv(self, priv: object) -> None:
+        self.priv = priv
+
+    def getsymval(self, name: str) -> None:
+        return None
+
+    def setsymlist(self, *args: object) -> None:
+        pass
+
+    def addheader(self, *args: object) -> None:
+        raise AssertionError("nothing is added to a message that is not accepted")
+
+    def setreply(self, *args: str) -> None:
+        self.replies.append(args)
+
+
+class FailingSession:
+    """A session that fails in one step and would accept at the end if asked."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def _maybe_fail(self, step: str) -> None:
+        if step == self.step:
+            raise RuntimeError(step)
+
+    def mail(self, sender: str, macros: dict[str, str]) -> None:
+        self._maybe_fail("mail")
+
+    def rcpt(self, recipient: str):  # type: ignore[no-untyped-def]
+        return libmilter.CONTINUE
+
+    def header(self, name: str, value: bytes) -> None:
+        self._maybe_fail("header")
+
+    def body(self, chunk: bytes) -> None:
+        self._maybe_fail("body")
+
+    def end(self):  # type: ignore[no-untyped-def]
+        return libmilter.Answer("accept")
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("step", ["mail", "header", "body"])
+def test_a_step_that_fails_without_an_answer_ends_the_message_in_451_never_an_accept(
+    step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import milter
+
+    monkeypatch.setattr(libmilter, "_factory", lambda: FailingSession(step))
+    ctx = FakeContext()
+    libmilter._negotiate(ctx, [milter.ADDHDRS | milter.SETSYMLIST, 0x1FFFFF, 0, 0])
+    libmilter._envfrom(ctx, b"<anna@kommun.example>")
+    libmilter._envrcpt(ctx, b"<m@example.se>")
+    libmilter._header(ctx, "Subject", b" Schema")
+    libmilter._body(ctx, b"Hej\r\n")
+    assert libmilter._eom(ctx) == milter.TEMPFAIL
+    assert [reply[:2] for reply in ctx.replies] == [("451", "4.3.0")]
 
 
 def test_the_milter_serves_the_same_prometheus_metrics_as_serve(folder):
