@@ -188,7 +188,7 @@ def test_a_name_longer_than_any_users_is_not_written_whole_into_the_audit(
     client: TestClient, world: World
 ) -> None:
     size = world.config.audit.path.stat().st_size
-    assert sign_in(client, "gissning-" * 100_000, "fel lösenord 99").status_code == 401
+    assert sign_in(client, "gissning-" * 5_000, "fel lösenord 99").status_code == 401
     assert world.config.audit.path.stat().st_size - size < 1000
     last = audit_lines(world)[-1]
     assert (last["action"], last["result"]) == ("console-login", "refused")
