@@ -120,7 +120,9 @@ def detect(
     for number in personnummer.find(text.text, today, text.one_byte):
         if customer_numbers and text.text[number.start : number.end] in customer_numbers:
             continue
-        if phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number):
+        if (
+            phones.is_payment_reference(text.text, number) or phones.is_phone(text.text, number)
+        ) and not phones.is_labelled_identity(text.text, number):
             continue
         if is_machine_identifier(text.text, number) or in_quoted_machine_header(text.text, number):
             continue

@@ -9,6 +9,7 @@ from rules.personnummer import IdentityNumber
 from rules.words import (
     CONTEXT_WINDOW,
     FOREIGN_PHONE_REGIONS,
+    IDENTITY_LABELS,
     NEGATIVE_CONTEXT_WORDS,
     PHONE_LABELS,
     PHONE_WORDS,
@@ -32,6 +33,9 @@ _PHONE_LABEL = re.compile(
     re.IGNORECASE,
 )
 _NEGATIVE_WORDS = _words_pattern(NEGATIVE_CONTEXT_WORDS)
+_IDENTITY_LABEL = _words_pattern(IDENTITY_LABELS)
+# Every word that can say what a run is, for finding the one nearest before it.
+_CONTEXT_WORDS = _words_pattern((*NEGATIVE_CONTEXT_WORDS, *PHONE_LABELS, *IDENTITY_LABELS))
 
 
 def _near(pattern: re.Pattern[str], text: str, start: int, end: int) -> bool:
@@ -100,6 +104,14 @@ def is_phone(text: str, number: IdentityNumber) -> bool:
     # Only a label right before it, not a phone word anywhere near: "ring brukaren, pnr 0..." must
     # not clear a personnummer because its digits happen to be a valid number somewhere abroad.
     return _labelled(text, run_start) and _valid_foreign_phone(written)
+
+
+def is_labelled_identity(text: str, number: IdentityNumber) -> bool:
+    """An identity label (pnr, personnummer, ...) is the context word nearest before the run on its
+    line: what a reference or phone word further away or after it says does not clear it."""
+    before = text[max(0, number.start - CONTEXT_WINDOW) : number.start].rsplit("\n", 1)[-1]
+    words = _CONTEXT_WORDS.findall(before)
+    return bool(words) and _IDENTITY_LABEL.fullmatch(words[-1]) is not None
 
 
 def is_payment_reference(text: str, number: IdentityNumber) -> bool:

@@ -86,6 +86,27 @@ NEGATIVE_CONTEXT_WORDS = (
     "avtal",
     "avtalsnummer",
 )
+# Labels that say a run is a personal identity number: when one is the context word nearest
+# before a run on its line, no reference or phone word near it clears the run ("Kundnr 10234,
+# personnummer NNNNNNNNNN"; "Ring brukaren, pnr NNNNNNNNNN" for someone born 2000-2009, whose
+# 10-digit form is mostly a valid phone number too). Misspellings are a person's writing too.
+IDENTITY_LABELS = (
+    "pnr",
+    "p-nr",
+    "p.nr",
+    "persnr",
+    "pers.nr",
+    "pers-nr",
+    "personnr",
+    "personnummer",
+    "personnumret",
+    "personnumer",
+    "personummer",
+    "samnr",
+    "samordningsnr",
+    "samordningsnummer",
+    "samordningsnumret",
+)
 # How far before (and after) a run a context word may stand, in characters.
 CONTEXT_WINDOW = 40
 
