@@ -24,6 +24,7 @@ from gateway.extractors.base import (
     open_zip,
     read_member,
 )
+from gateway.text import decode_bytes
 from models.config import Limits
 
 # How often (in cells) a long sheet checks the message's time limit.
@@ -47,10 +48,11 @@ WORD_PARTS = (
     ("footnotes+xml", "fotnoter"),
     ("endnotes+xml", "slutnoter"),
     ("document.glossary+xml", "dokumentdelar"),
-    ("core-properties+xml", "egenskaper"),
     ("drawingml.chart+xml", "diagram"),
     ("drawingml.diagramData+xml", "smartart"),
 )
+# Document properties (title, author, company, manager and the custom ones): any element's text.
+PROPERTY_PARTS = ("core-properties+xml", "extended-properties+xml", "custom-properties+xml")
 # Parts that hold no text a person wrote: formatting, settings, relationships.
 WORD_SKIPPED = (
     "styles+xml",
@@ -60,7 +62,6 @@ WORD_SKIPPED = (
     "theme+xml",
     "numbering+xml",
     "relationships+xml",
-    "extended-properties+xml",
     "customXmlProperties+xml",
     "commentsExtended+xml",
     "commentsIds+xml",
@@ -78,6 +79,15 @@ WORD_SKIPPED = (
     "vbaData+xml",
     "keymap+xml",
 )
+
+
+# Attributes that hold text a person wrote: a picture's or shape's alternative text (docPr in
+# Word, cNvPr in Excel and PowerPoint drawings) and the choices of a drop-down list in a form.
+OOXML_TEXT_ATTRIBUTES = {
+    "docPr": ("descr", "title"),
+    "cNvPr": ("descr", "title"),
+    "listItem": ("displayText", "value"),
+}
 
 
 def ooxml_text(xml: bytes) -> str:
@@ -101,11 +111,44 @@ def ooxml_text(xml: bytes) -> str:
                 chunks.append(el.text)
             elif local == "tab":
                 chunks.append("\t")
+            elif local in OOXML_TEXT_ATTRIBUTES:
+                chunks.extend(_attribute_text(el, OOXML_TEXT_ATTRIBUTES[local]))
         elif local in OOXML_LINE_BREAKS or local in ("tc", "v"):
             chunks.append("\n")
         elif local in ("creator", "title", "subject", "description", "keywords", "lastModifiedBy"):
             chunks.append(f"{el.text or ''}\n")
     return "".join(chunks)
+
+
+def _attribute_text(el: Any, names: tuple[str, ...]) -> list[str]:
+    """The values of the named attributes (in any namespace), a line each."""
+    values = []
+    for key, value in el.attrib.items():
+        if key.rpartition("}")[2] in names and value.strip():
+            values.append(f"\n{value}\n")
+    return values
+
+
+# Elements of a custom XML part whose text a machine wrote: SharePoint's document id fields
+# (`_dlc_DocId`: a library's random number between letters, the same on every file from it).
+MACHINE_ELEMENT_PREFIXES = ("_dlc_",)
+
+
+def element_text(xml: bytes) -> str:
+    """The text of every element, a line each: document properties (the custom ones a template or
+    a document library fills in: `Brukare`, `Personnummer`) and custom XML data, whose element
+    names are anybody's."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    lines = []
+    for el in etree.fromstring(xml, parser).iter():
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag.rpartition("}")[2].startswith(MACHINE_ELEMENT_PREFIXES):
+            continue
+        if el.text and el.text.strip():
+            lines.append(el.text.strip())
+    return "\n".join(lines)
 
 
 def _checked_container(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile:
@@ -138,10 +181,14 @@ def docx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> N
             label = f"{SLIDE_LABELS[slide.group(1)]} {slide.group(2)}"
         if label is not None:
             out.add(f"{att.part}/{label}", ooxml_text(part.blob), limits)
+        elif ctype.endswith(PROPERTY_PARTS):
+            out.add(f"{att.part}/egenskaper", element_text(part.blob), limits)
         elif ctype.endswith(WORD_SKIPPED) or path.startswith(THUMBNAIL):
             continue  # formatting, or a picture of the first page whose text is read above
-        elif ctype.endswith("+xml") or ctype in ("application/xml", "text/xml"):
-            out.add(f"{att.part}/{name}", ooxml_text(part.blob), limits)  # custom XML, bound data
+        elif ctype in ("application/xml", "text/xml"):
+            out.add(f"{att.part}/{name}", element_text(part.blob), limits)  # custom XML, bound data
+        elif ctype.endswith("+xml"):
+            out.add(f"{att.part}/{name}", ooxml_text(part.blob), limits)
         else:  # pictures (text recognition), embedded workbooks and documents
             recurse(att.member(name, part.blob, ctype), out)
 
@@ -154,13 +201,28 @@ SLIDE_LABELS = {"slides": "bild", "notesSlides": "anteckningar bild"}
 
 # SpreadsheetML parts besides the cells (read by openpyxl): where else a person's text can be.
 XLSX_TEXT_PARTS = (
-    (re.compile(r"xl/comments(/comment)?\d*\.xml$"), "kommentarer"),  # Excel, openpyxl
-    (re.compile(r"xl/threadedComments/.*\.xml$"), "kommentarer"),
-    (re.compile(r"xl/drawings/drawing\d*\.xml$"), "textrutor"),
-    (re.compile(r"xl/charts/chart\d*\.xml$"), "diagram"),
-    (re.compile(r"docProps/core\.xml$"), "egenskaper"),
-    (re.compile(r"customXml/item\d*\.xml$"), "xml"),
+    (re.compile(r"xl/comments(/comment)?\d*\.xml$"), "kommentarer", ooxml_text),  # Excel, openpyxl
+    (re.compile(r"xl/threadedComments/.*\.xml$"), "kommentarer", ooxml_text),
+    (re.compile(r"xl/drawings/drawing\d*\.xml$"), "textrutor", ooxml_text),
+    (re.compile(r"xl/charts/chart\d*\.xml$"), "diagram", ooxml_text),
+    (re.compile(r"docProps/(core|app|custom)\.xml$"), "egenskaper", element_text),
+    (re.compile(r"customXml/item\d*\.xml$"), "xml", element_text),
 )
+# A worksheet's own text outside its cells: the printed page's header and footer, and the choices
+# of a drop-down list typed into its data validation (Excel's and its x14 extension's form).
+XLSX_SHEET = re.compile(r"xl/worksheets/sheet\d*\.xml$")
+_SHEET_TEXT = re.compile(
+    rb"<(?:\w+:)?(oddHeader|oddFooter|evenHeader|evenFooter|firstHeader|firstFooter|formula1|formula2)"
+    rb"(?:\s[^>]*)?>(.*?)</(?:\w+:)?\1>",
+    re.DOTALL,
+)
+_SHEET_TEXT_HINT = re.compile(rb"<(?:\w+:)?(?:odd|even|first)(?:Header|Footer)|<(?:\w+:)?formula[12]")
+_TAG = re.compile(r"<[^>]*>")
+# Codes in a header or footer (ECMA-376 18.3.1.46): a section (&L &C &R) starts a line; the
+# others (font "&\"Arial,Bold\"", size "&12 ", colour, page number, file name ...) are dropped, so
+# that a change of font inside a number does not split it; "&&" is an ampersand.
+_HEADER_SECTION = re.compile(r"&[LCR]")
+_HEADER_CODE = re.compile(r'&"[^"]*"|&K(?:[0-9A-Fa-f]{6}|\d\d[+-]\d{3})|&\d+ ?|&[A-Za-z]')
 XLSX_EMBEDDED = re.compile(r"xl/(media|embeddings)/[^/]+$")
 # A pivot table keeps its own copy of the source rows, in attributes (<s v="..."/>, <n v="..."/>),
 # still there after the source sheet was deleted.
@@ -181,6 +243,10 @@ def xlsx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> N
     zf = _checked_container(att, out, limits)
     workbook = openpyxl.load_workbook(io.BytesIO(att.data), read_only=True, data_only=True)
     try:
+        # A sheet's name (a tab per client) and the workbook's named ranges and constants.
+        out.add(f"{att.part}/bladnamn", "\n".join(workbook.sheetnames), limits)
+        names = workbook.defined_names.values()
+        out.add(f"{att.part}/namn", "\n".join(f"{d.name}\n{d.attr_text or ''}" for d in names), limits)
         for sheet in workbook.worksheets:
             for i, cell in enumerate(c for row in sheet.iter_rows() for c in row):
                 if i % CELLS_PER_TIME_CHECK == 0:
@@ -192,14 +258,40 @@ def xlsx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> N
     finally:
         workbook.close()
     for info in zf.infolist():
-        label = next((label for pattern, label in XLSX_TEXT_PARTS if pattern.match(info.filename)), None)
-        if label is not None:
-            out.add(f"{att.part}/{label}", ooxml_text(read_member(zf, info, out, limits)), limits)
+        found = next((entry for entry in XLSX_TEXT_PARTS if entry[0].match(info.filename)), None)
+        if found is not None:
+            _, label, reader = found
+            out.add(f"{att.part}/{label}", reader(read_member(zf, info, out, limits)), limits)
+        elif XLSX_SHEET.match(info.filename):
+            out.add(f"{att.part}/sidhuvud och listor", _sheet_text(zf, info, out, limits), limits)
         elif XLSX_PIVOT_CACHE.match(info.filename):
             out.add(f"{att.part}/pivottabell", pivot_cache_text(read_member(zf, info, out, limits)), limits)
         elif XLSX_EMBEDDED.match(info.filename):
             name = PurePosixPath(info.filename).name
             recurse(att.member(name, read_member(zf, info, out, limits)), out)
+
+
+def _sheet_text(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Extracted, limits: Limits) -> str:
+    """A worksheet's header, footer and drop-down choices (openpyxl's read-only sheets skip them).
+
+    The sheet's bytes were counted against the limits with the whole file; they are read again
+    here, not counted twice, and never past their declared size."""
+    import html
+
+    out.check_time(limits)
+    with zf.open(info) as stream:
+        xml = stream.read(info.file_size + 1)[: info.file_size]
+    if _SHEET_TEXT_HINT.search(xml) is None:
+        return ""
+    lines = []
+    for match in _SHEET_TEXT.finditer(xml):
+        text = html.unescape(_TAG.sub("", match.group(2).decode("utf-8", "replace")))
+        if match.group(1).startswith(b"formula"):
+            lines.append(text)
+            continue
+        text = _HEADER_SECTION.sub("\n", text.replace("&&", "\x00"))
+        lines.append(_HEADER_CODE.sub("", text).replace("\x00", "&"))
+    return "\n".join(lines)
 
 
 def cell_text(value: Any, number_format: str | None = None) -> str:
@@ -224,7 +316,13 @@ def xls(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
         if "encrypted" in str(e).lower():
             raise Unreadable(ENCRYPTED) from None
         raise
+    if att.data.startswith(OLE_MAGIC):
+        import olefile
+
+        with olefile.OleFileIO(att.data) as ole:
+            out.add(f"{att.part}/egenskaper", ole_properties(ole), limits)
     try:
+        out.add(f"{att.part}/bladnamn", "\n".join(book.sheet_names()), limits)
         for index in range(book.nsheets):
             sheet = book.sheet_by_index(index)
             count = 0
@@ -324,16 +422,56 @@ def legacy_word(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
         raise Unreadable("Word-dokument i ett format som inte kan läsas: spara som .docx eller PDF")
 
 
+# The properties an OLE file keeps in its summary streams that a person writes (File > Properties),
+# by olefile's names; code page 1200 is UTF-16, any other a Windows code page.
+OLE_PROPERTIES = (
+    "title",
+    "subject",
+    "author",
+    "keywords",
+    "comments",
+    "last_saved_by",
+    "category",
+    "manager",
+    "company",
+)
+OLE_USER_PROPERTIES = "\x05DocumentSummaryInformation"
+
+
+def ole_properties(ole: Any) -> str:
+    """Title, subject, keywords, comments, ... and the custom properties of a Word or Excel 97-2003
+    file, a line each."""
+    meta = ole.get_metadata()
+    codepage = meta.codepage if isinstance(meta.codepage, int) else None
+    charset = "utf-16-le" if codepage == 1200 else f"cp{codepage % 65536}" if codepage else None
+    values: list[object] = [getattr(meta, name, None) for name in OLE_PROPERTIES]
+    if ole.exists(OLE_USER_PROPERTIES):
+        try:
+            custom = ole.get_userdefined_properties(OLE_USER_PROPERTIES)
+        except Exception:  # a damaged property set: the document's text is still read
+            custom = []
+        values += [item for prop in custom for item in (prop.get("property_name"), prop.get("value"))]
+    lines = []
+    for value in values:
+        if isinstance(value, bytes):
+            value = decode_bytes(value.rstrip(b"\x00"), charset)
+        if isinstance(value, str) and value.strip():
+            lines.append(value.strip())
+    return "\n".join(lines)
+
+
 def word97(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
-    """A Word 97-2003 document: its text by catdoc, its PNG and JPEG pictures by OCR."""
+    """A Word 97-2003 document: its text by catdoc, its properties, its PNG and JPEG pictures by OCR."""
     import olefile
 
     with olefile.OleFileIO(att.data) as ole:
         fib = ole.openstream("WordDocument").read(0x20)
         data = ole.openstream("Data").read() if ole.exists("Data") else b""
+        properties = ole_properties(ole)
     if len(fib) >= FIB_FLAGS.stop and int.from_bytes(fib[FIB_FLAGS], "little") & FIB_ENCRYPTED:
         raise Unreadable(ENCRYPTED)
     out.add(att.part, _catdoc(att.data, out, limits), limits)
+    out.add(f"{att.part}/egenskaper", properties, limits)
     starts = [m.start() for m in PICTURE_STARTS.finditer(data)]
     ends = [*starts[1:], len(data)] if starts else []
     for number, (start, end) in enumerate(zip(starts, ends, strict=True), 1):
@@ -371,7 +509,16 @@ def _catdoc(data: bytes, out: Extracted, limits: Limits) -> str:
 # ---- OpenDocument ----------------------------------------------------------------------------------
 
 ODF_PICTURES = re.compile(r"Pictures/[^/]+$")
+# An embedded object of LibreOffice's own (a Calc table, a chart, a formula): a folder of its own
+# whose content.xml holds its text (in text:p, table cells, chart titles, not in OOXML's elements).
 ODF_OBJECT_CONTENT = re.compile(r"Object[^/]*/content\.xml$")
+# The rest of such a folder, and the package's own parts (read by odfpy above, or no text a person
+# wrote); a picture of an embedded object (ObjectReplacements/) shows what its object holds.
+ODF_SKIPPED = re.compile(
+    r"(?:mimetype|content\.xml|styles\.xml|meta\.xml|settings\.xml|manifest\.rdf|layout-cache"
+    r"|Object[^/]*/(?:styles|meta|settings)\.xml|(?:META-INF|Thumbnails|Configurations2|ObjectReplacements)/.*"
+    r"|.*/)$"
+)
 
 
 def _odf_container(att: Attachment, out: Extracted, limits: Limits) -> zipfile.ZipFile:
@@ -389,11 +536,29 @@ def _odf_members(
     att: Attachment, zf: zipfile.ZipFile, out: Extracted, limits: Limits, recurse: Recurse
 ) -> None:
     for info in zf.infolist():
-        if ODF_PICTURES.match(info.filename):
+        if ODF_OBJECT_CONTENT.match(info.filename):
+            out.add(f"{att.part}/{info.filename}", element_text(read_member(zf, info, out, limits)), limits)
+        elif ODF_PICTURES.match(info.filename) or not ODF_SKIPPED.match(info.filename):
+            # Pictures, and any other file kept in the package: an object from another program that
+            # LibreOffice keeps as it came (`Obj100`: an embedded Excel workbook), macros ...
             name = PurePosixPath(info.filename).name
             recurse(att.member(name, read_member(zf, info, out, limits)), out)
-        elif ODF_OBJECT_CONTENT.match(info.filename):
-            out.add(f"{att.part}/{info.filename}", ooxml_text(read_member(zf, info, out, limits)), limits)
+
+
+def _odf_meta(zf: zipfile.ZipFile, out: Extracted, limits: Limits) -> str:
+    """The document's properties, a line each: odfpy's text of them runs one into the next
+    (a title's last digit against the generator's name), which hides a number at either end."""
+    try:
+        info = zf.getinfo("meta.xml")
+    except KeyError:
+        return ""
+    return element_text(read_member(zf, info, out, limits))
+
+
+# Elements whose text is a line of its own: paragraphs and headings, and what stands before a note's
+# or a comment's text (the note's number, the comment's author and date), which would otherwise run
+# into a number that opens it.
+ODF_LINES = frozenset(("p", "h", "note-citation", "creator", "date"))
 
 
 def _odf_text(nodes: Iterable[Any]) -> str:
@@ -418,7 +583,8 @@ def _odf_text(nodes: Iterable[Any]) -> str:
             chunks.append("\t")
         elif local == "line-break":
             chunks.append("\n")
-        if local in ("p", "h"):
+        if local in ODF_LINES:
+            chunks.append("\n")
             stack.append("\n")
         stack.extend(reversed(node.childNodes))
     return "".join(chunks)
@@ -431,7 +597,7 @@ def odt(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
     doc = load(io.BytesIO(att.data))
     out.add(f"{att.part}/brödtext", _odf_text([doc.body]), limits)
     out.add(f"{att.part}/sidhuvud och sidfot", _odf_text([doc.masterstyles]), limits)
-    out.add(f"{att.part}/egenskaper", _odf_text([doc.meta]), limits)
+    out.add(f"{att.part}/egenskaper", _odf_meta(zf, out, limits), limits)
     _odf_members(att, zf, out, limits, recurse)
 
 
@@ -441,14 +607,17 @@ def ods(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
 
     zf = _odf_container(att, out, limits)
     doc = load(io.BytesIO(att.data))
-    for table in doc.spreadsheet.getElementsByType(Table):
+    tables = doc.spreadsheet.getElementsByType(Table)
+    # A sheet's name (a tab per client) is shown on its tab.
+    out.add(f"{att.part}/bladnamn", "\n".join(_attr(table, "name") or "" for table in tables), limits)
+    for table in tables:
         name = _attr(table, "name") or "Blad"
         for i, (coordinate, text) in enumerate(_ods_cells(table)):
             if i % CELLS_PER_TIME_CHECK == 0:
                 out.check_time(limits)
             out.add(f"{att.part}/{name}!{coordinate}", text, limits)
     out.add(f"{att.part}/sidhuvud och sidfot", _odf_text([doc.masterstyles]), limits)
-    out.add(f"{att.part}/egenskaper", _odf_text([doc.meta]), limits)
+    out.add(f"{att.part}/egenskaper", _odf_meta(zf, out, limits), limits)
     _odf_members(att, zf, out, limits, recurse)
 
 

@@ -62,14 +62,36 @@ def _pypdf(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) ->
     values = [_field_text(f.get("/V")) for f in fields.values() if isinstance(f, dict)]
     out.add(f"{att.part}/formulär", "\n".join(v for v in values if v), limits)
     for name, contents in (reader.attachments or {}).items():
+        out.add(f"{att.part}/filename", name, limits)  # a file's name can be the identifier
         for data in contents:
             recurse(att.member(name, data), out)
 
 
 def _properties(att: Attachment, reader: Any, out: Extracted, limits: Limits) -> None:
+    """The document's properties, the four known ones first and any other a program added
+    (`/Personnummer` from a care system's export), and its bookmarks (a scan's table of contents)."""
     info = reader.metadata or {}
-    values = [str(info.get(key)) for key in METADATA_KEYS if info.get(key)]
+    keys = [*METADATA_KEYS, *(key for key in info if key not in METADATA_KEYS)]
+    values = [str(info.get(key)) for key in keys if isinstance(info.get(key), str) and info.get(key)]
     out.add(f"{att.part}/egenskaper", "\n".join(values), limits)
+    try:
+        outline = reader.outline
+    except Exception:  # a broken bookmark tree, which no viewer shows either: the pages still count
+        outline = []
+    out.add(f"{att.part}/bokmärken", "\n".join(_outline_titles(outline, limits)), limits)
+
+
+def _outline_titles(items: Any, limits: Limits) -> list[str]:
+    """Every bookmark's title, nested ones too, no more of them than a document has pages to read."""
+    titles: list[str] = []
+    stack = [items]
+    while stack and len(titles) <= limits.max_pages:
+        for item in stack.pop():
+            if isinstance(item, list):
+                stack.append(item)
+            elif getattr(item, "title", None):
+                titles.append(str(item.title))
+    return titles
 
 
 def _annotations(page: Any) -> str:
