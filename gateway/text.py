@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import html
+import re
 from html.parser import HTMLParser
 
 FALLBACKS = ("utf-8", "cp1252")
@@ -74,11 +76,20 @@ BLOCK_ELEMENTS = frozenset(
         "ul",
         "option",
         "caption",
+        "title",
     )
 )
-HIDDEN_ELEMENTS = frozenset(("script", "style", "head", "title", "template"))
+# Elements whose content no reader sees. Not <head>: its end tag may be left out (HTML5 ends it at
+# the first element of the body), and then the whole body read as hidden; what it holds besides
+# these is a document's <title>, which a browser shows on its tab and Word fills in from the
+# document's title, and is read.
+HIDDEN_ELEMENTS = frozenset(("script", "style", "template"))
 # Attribute values a reader can see (tool tips, image texts, link texts of forms).
 VISIBLE_ATTRIBUTES = frozenset(("alt", "title", "value", "placeholder", "aria-label"))
+
+
+XML_ISLAND = "<xml>"
+_ISLAND_TEXT = re.compile(r">([^<>]*[^<>\s][^<>]*)<")
 
 
 class _TextCollector(HTMLParser):
@@ -110,6 +121,13 @@ class _TextCollector(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self.hidden:
             self.chunks.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        # Word's web pages keep the document's properties, its custom ones too, in an XML island
+        # inside a conditional comment (<!--[if gte mso 9]><xml><o:DocumentProperties>...): their
+        # text is read, a value a line. Other comments are the writer's notes to no one.
+        if XML_ISLAND in data:
+            self.chunks.append("\n" + "\n".join(html.unescape(t) for t in _ISLAND_TEXT.findall(data)) + "\n")
 
 
 def html_to_text(html: str) -> str:
