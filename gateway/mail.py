@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from gateway import attachments
 from gateway.attachments import Attachment, Extracted
-from gateway.extractors import signatures
+from gateway.extractors import signatures, textual
 from gateway.extractors.base import ENCRYPTED_MESSAGE
 from gateway.sniff import looks_like_mail
 from gateway.text import decode_bytes, html_to_text
@@ -159,7 +159,11 @@ ENCODED_MESSAGE_MAINTYPE = "application"
 
 
 def transfer_encoding(msg: Message) -> str:
-    return str(msg.get("content-transfer-encoding", "")).strip().lower()
+    """The transfer encoding's token, also as mail programs write it besides the plain token:
+    `quoted-printable;`, `"base64"`, `base64 (comment)`, `quoted printable`. A reader that takes
+    the first word decodes those (Thunderbird does); read as written, a base64 part passed unread."""
+    value = str(msg.get("content-transfer-encoding", "")).lower()
+    return "-".join(value.split(";", 1)[0].split("(", 1)[0].replace('"', " ").split())
 
 
 def _drops_index(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -257,6 +261,7 @@ class _Walker:
                 self.unscanned(label or f"{prefix}message", ctype, PARTIAL_REASON)
             return
         if isinstance(payload, list):
+            self.outside_parts(msg, prefix)
             for sub in payload:
                 if isinstance(sub, Message):
                     self.walk(sub, prefix, depth + 1)
@@ -273,7 +278,9 @@ class _Walker:
                 if self.bodies == 1 or prefix
                 else f"{prefix}body[{self.bodies}]:{ctype}"
             )
-            text = decode_bytes(data, charset)
+            # A text file sent inline (Apple Mail's way with attachments) may be UTF-16, as
+            # Excel's "Unicode text" and Notepad write it, under no charset or a wrong one.
+            text = textual.decode_text(data, charset)
             if ctype == "text/html":
                 text = html_to_text(text)
             if signatures.ARMOUR_HINT in text:  # PGP inline: signed text is read, encrypted held
@@ -296,6 +303,14 @@ class _Walker:
             self.out,
             self.limits,
         )
+
+    def outside_parts(self, msg: Message, prefix: str) -> None:
+        """The text before a multipart's first part and after its last (preamble and epilogue):
+        a MIME reader hides it, and it leaves with the message all the same; a plain reader or
+        the message's source shows it (a signature written after the closing boundary)."""
+        for where, text in (("preamble", msg.preamble), ("epilogue", msg.epilogue)):
+            if text and not text.isspace():
+                self.out.add(f"{prefix}body:{where}", decode_header_value(text), self.limits)
 
     def inner_messages(self, msg: Message, label: str, depth: int) -> None:
         """A message inside this one (forwarded as message/rfc822 or message/global, or a
