@@ -7,20 +7,34 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 
-# Characters a writer (or a mail program) slips between digits without a visible trace.
-INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+# Characters a writer (or a mail program) slips between digits without a visible trace: besides
+# the zero-width ones, the direction controls a program puts around copied text (Teams and Skype
+# wrap a number in U+202A ... U+202C; isolates U+2066-2069), variation selectors and the fillers
+# that show as nothing.
+INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u200b\u200c\u200d"
+    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
+    "\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d"
+    "\ufe0e\ufe0f\ufeff\uffa0"
+)
+# Combining diacritical marks: a letter written as its base and a mark (o + U+0308 for ö), as macOS
+# stores file names and as text copied from its programs comes, is composed (NFC) before matching,
+# so that Öhrnvall is Öhrnvall however it was stored.
+COMBINING = "\u0300-\u036f"
 
 
 @cache
-def _exact() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """Invisible characters, digits beyond ASCII (\\d is Unicode-aware on str patterns), either.
+def _exact() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Invisible characters, digits beyond ASCII (\\d is Unicode-aware on str patterns), any of
+    those or a combining mark, and a letter with the marks on it.
 
     Compiled on first need (a few milliseconds of start-up): most text never needs them.
     """
     return (
         re.compile(f"[{INVISIBLE}]"),
         re.compile(r"(?![0-9])\d"),
-        re.compile(f"[{INVISIBLE}]|(?![0-9])\\d"),
+        re.compile(f"[{INVISIBLE}{COMBINING}]|(?![0-9])\\d"),
+        re.compile(f"[^{COMBINING}][{COMBINING}]+"),
     )
 
 
@@ -55,7 +69,11 @@ _blocks = DIGIT_BLOCKS_BMP if unicodedata.unidata_version == DIGIT_BLOCKS_UNICOD
 # invisible character, every BMP digit beyond ASCII and any character beyond the BMP (rare; the
 # exact pattern then decides). Most mail has none of them, and is done with after this one pass.
 _MAYBE_SPECIAL_RE = re.compile(
-    "[" + INVISIBLE + "".join(f"{chr(z)}-{chr(z + 9)}" for z in _blocks) + "\U00010000-\U0010ffff]"
+    "["
+    + INVISIBLE
+    + COMBINING
+    + "".join(f"{chr(z)}-{chr(z + 9)}" for z in _blocks)
+    + "\U00010000-\U0010ffff]"
 )
 
 
@@ -114,11 +132,12 @@ def normalize(text: str) -> NormalizedText:
         maybe = _MAYBE_SPECIAL_RE.search(text)
         if maybe is None or _exact()[2].search(text, maybe.start()) is None:
             return NormalizedText(text, text)
-    invisible, unicode_digit, _ = _exact()
-    digits = unicode_digit.sub(_ascii_digit, text)  # one character for one: offsets kept
+    invisible, unicode_digit, _, marked = _exact()
+    composed, composed_origin = _composed(text, marked)
+    digits = unicode_digit.sub(_ascii_digit, composed)  # one character for one: offsets kept
     dropped = [m.start() for m in invisible.finditer(digits)]
     if not dropped:
-        return NormalizedText(text, digits)
+        return NormalizedText(text, digits, composed_origin)
     # Slices and ranges between the dropped characters: C speed, where a loop over every
     # character of a long mail with one zero-width space in it took milliseconds.
     pieces: list[str] = []
@@ -128,4 +147,29 @@ def normalize(text: str) -> NormalizedText:
         pieces.append(digits[start:index])
         kept.extend(range(start, index))
         start = index + 1
+    if composed_origin is not None:
+        kept = [composed_origin[i] for i in kept]
     return NormalizedText(text, "".join(pieces), tuple(kept))
+
+
+def _composed(text: str, marked: re.Pattern[str]) -> tuple[str, tuple[int, ...] | None]:
+    """The text with each letter and its combining marks composed (NFC) where a composed form
+    exists, and the way back: a composed letter stands for its base letter's place."""
+    pieces: list[str] = []
+    origin: list[int] = []
+    start = 0
+    for m in marked.finditer(text):
+        written = m.group()
+        nfc = unicodedata.normalize("NFC", written)
+        if nfc == written:
+            continue
+        pieces.append(text[start : m.start()])
+        origin.extend(range(start, m.start()))
+        pieces.append(nfc)
+        origin.extend([m.start()] * len(nfc))
+        start = m.end()
+    if not pieces:
+        return text, None
+    pieces.append(text[start:])
+    origin.extend(range(start, len(text)))
+    return "".join(pieces), tuple(origin)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from rules import normalize as normalize_module
 from rules import personnummer, phones
-from rules.normalize import INVISIBLE, NormalizedText, normalize
+from rules.normalize import COMBINING, INVISIBLE, NormalizedText, normalize
 from tests.conftest import TODAY, skatteverket
 
 # Pieces that make identity-shaped text and everything around it: digits of several scripts,
@@ -23,7 +23,7 @@ from tests.conftest import TODAY, skatteverket
 PIECES = (
     "19", "20", "18", "45", "03", "12", "31", "60", "91", "00", "1234", "9806", "0107", "0", "7",
     "-", "+", " ", "\u00a0", "\u2013", "\u2212", "\n", "> ", "\r\n", "a", "T", "k", "_", ":", ".",
-    "٤٥", "５", "𝟙", "é", "å", "”", "😊", "\u200b", "\u00ad", "\ufeff",
+    "٤٥", "５", "𝟙", "é", "å", "”", "😊", "\u200b", "\u00ad", "\ufeff", "\u0308", "\u030a", "\u202a",
 )  # fmt: skip
 
 
@@ -50,14 +50,25 @@ def plain_find(text: str, today: date) -> list[personnummer.IdentityNumber]:
 
 
 def plain_normalize(text: str) -> NormalizedText:
-    """Normalisation as first written: one exact pattern over every text."""
-    if text.isascii() or re.search(f"[{INVISIBLE}]|(?![0-9])\\d", text) is None:
+    """Normalisation as first written: each letter composed with its marks, then one exact pattern."""
+    if text.isascii() or re.search(f"[{INVISIBLE}{COMBINING}]|(?![0-9])\\d", text) is None:
         return NormalizedText(text, text)
-    digits = re.sub(r"(?![0-9])\d", lambda m: str(unicodedata.decimal(m.group())), text)
-    if re.search(f"[{INVISIBLE}]", digits) is None:
-        return NormalizedText(text, digits)
+    chars: list[str] = []
+    origin: list[int] = []
+    for cluster in re.finditer(f"(?s).[{COMBINING}]*", text):
+        composed = unicodedata.normalize("NFC", cluster.group())
+        if composed == cluster.group():
+            chars.extend(composed)
+            origin.extend(range(cluster.start(), cluster.end()))
+        else:
+            chars.extend(composed)
+            origin.extend([cluster.start()] * len(composed))
+    digits = [str(unicodedata.decimal(ch)) if re.fullmatch(r"(?![0-9])\d", ch) else ch for ch in chars]
     kept = [i for i, ch in enumerate(digits) if ch not in INVISIBLE]
-    return NormalizedText(text, "".join(digits[i] for i in kept), tuple(kept))
+    mapped = tuple(origin[i] for i in kept)
+    return NormalizedText(
+        text, "".join(digits[i] for i in kept), None if mapped == tuple(range(len(text))) else mapped
+    )
 
 
 @settings(max_examples=400, deadline=None)
