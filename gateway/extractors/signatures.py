@@ -58,10 +58,16 @@ _MESSAGE_ARMOUR = re.compile(
     r"(?P<body>(?:[A-Za-z0-9+/=]+[ \t]*\r?\n)+?)-----END PGP MESSAGE-----",
     re.MULTILINE,
 )
+_CHECKSUM_LINE = re.compile(r"=[A-Za-z0-9+/]{4}")
 _HEADER_LINE = re.compile(rb"[!-9;-~]+:")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 # Printable ASCII and UTF-8's Swedish letters, long enough to hold an identifier's shorter forms.
 _READABLE_RUN = re.compile(rb"(?:[\t\n\r\x20-\x7e]|\xc3[\x80-\xbf]){8,}")
+# The same in UTF-16, little- and big-endian: printable ASCII and Latin-1's letters.
+_READABLE_UTF16_RUNS = (
+    (re.compile(rb"(?:[\t\n\r\x20-\x7e\xc0-\xff]\x00){8,}"), "utf-16-le"),
+    (re.compile(rb"(?:\x00[\t\n\r\x20-\x7e\xc0-\xff]){8,}"), "utf-16-be"),
+)
 # DER of a CMS ContentInfo's type: 1.2.840.113549.1.7.x (PKCS #7), the OID's first bytes.
 CMS_OID_PREFIX = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07"
 # How far into signed content its MIME header block is looked for.
@@ -128,8 +134,15 @@ def _held_encrypted(att: Attachment, ciphertext: bytes, out: Extracted, limits: 
 
 
 def revealed(ciphertext: bytes) -> str:
-    """The runs of readable text in bytes that should be random, one a line."""
-    return "\n".join(run.decode("utf-8", "replace") for run in _READABLE_RUN.findall(ciphertext))
+    """The runs of readable text in bytes that should be random, one a line: in UTF-8, and in
+    UTF-16 as Windows programs write text ("Unicode" in Notepad and Excel)."""
+    runs = [run.decode("utf-8", "replace") for run in _READABLE_RUN.findall(ciphertext)]
+    for pattern, codec in _READABLE_UTF16_RUNS:
+        wide = pattern.findall(ciphertext)
+        if wide:  # (a little-endian run read one byte on is a big-endian one: the same text)
+            runs += [run.decode(codec, "replace") for run in wide]
+            break
+    return "\n".join(runs)
 
 
 def _content_info(data: bytes) -> Any | None:
@@ -217,6 +230,11 @@ def readable_text(text: str) -> tuple[str, bool]:
         return text, encrypted
 
     def blank(m: re.Match[str]) -> str:
+        # The checksum is one line of `=` and four base64 characters: any other `=` line is text
+        # (it would be left out of the decoding and blanked with the block, unread).
+        checksums = [line.strip() for line in m["body"].splitlines() if line.startswith("=")]
+        if len(checksums) > 1 or any(_CHECKSUM_LINE.fullmatch(line) is None for line in checksums):
+            return m[0]
         body = "".join(line.strip() for line in m["body"].splitlines() if not line.startswith("="))
         try:
             packets = base64.b64decode(body, validate=True)

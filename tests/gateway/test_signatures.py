@@ -416,3 +416,31 @@ def test_plain_text_dressed_up_as_ciphertext_is_read_even_when_encrypted_mail_ma
     for raw in (with_attachment(dressed, "meddelande.pgp"), text_mail(armour("MESSAGE", dressed))):
         verdict = decided(tmp_path, raw, on_encrypted="warn")
         assert verdict.verdict == "block" and [f.kind for f in verdict.findings] == ["personnummer"]
+
+
+@pytest.mark.parametrize("hidden", [f"={PNR}", f"={PNR[2:]}"])
+def test_a_number_written_as_a_second_checksum_line_of_a_real_signature_is_read(hidden: str) -> None:
+    # Lines starting with `=` are left out of the signature's decoding: only the one checksum line
+    # of four characters may be, or a number written as one would be blanked with the block.
+    signed = clear_signed(CLEAN)
+    checksum = signed.rindex("\r\n=") + 2
+    tampered = signed[:checksum] + hidden + "\r\n" + signed[checksum:]
+    assert findings(text_mail(tampered)) == [("body:text/plain", "personnummer")]
+    assert findings(text_mail(signed)) == []
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_dressed_up_as_ciphertext_is_read_even_when_encrypted_mail_may_pass(
+    codec: str, tmp_path: Path, key_env: bytes
+) -> None:
+    # Notepad's and Excel's "Unicode" text has a zero byte beside every letter: no UTF-8 run.
+    noise = random.Random(3)
+    dressed = _packet(1, bytes((3,)) + noise.randbytes(8) + bytes((18,))) + _packet(
+        18, bytes((1,)) + f"Brukaren {WRITTEN} behöver hjälp".encode(codec)
+    )
+    verdict = decided(tmp_path, with_attachment(dressed, "meddelande.pgp"), on_encrypted="warn")
+    assert verdict.verdict == "block" and [f.kind for f in verdict.findings] == ["personnummer"]
+
+
+def test_real_ciphertext_reveals_no_text_in_either_width() -> None:
+    assert signatures.revealed(encrypted_packets()).strip() == ""
