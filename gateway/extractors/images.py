@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,72 @@ def image(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> 
                 out.unreadable(part, att.content_type, NOTHING_READ)
                 continue
             out.add(part, text, limits)
+        out.add(f"{att.part}/egenskaper", _described(picture), limits)  # after the pixels: see there
+
+
+# What a person writes about a picture: EXIF's description, artist and copyright, and the title,
+# comment, author, keywords and subject Windows' Properties > Details writes (UTF-16); the user
+# comment of the Exif block; a JPEG or GIF comment; PNG text chunks; XMP's title, description and
+# subject (a photo captioned in a photo program).
+EXIF_TEXT_TAGS = (0x010E, 0x013B, 0x8298, 0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F)
+EXIF_IFD = 0x8769
+EXIF_USER_COMMENT = 0x9286
+# Pillow's own keys in `info` that hold no text a person wrote.
+MACHINE_INFO_KEYS = frozenset(
+    ("exif", "icc_profile", "xmp", "XML:com.adobe.xmp", "jfif", "adobe", "photoshop")
+)
+XMP_KEYS = ("xmp", "XML:com.adobe.xmp")
+_XMP_TEXT = re.compile(r"<dc:(title|description|subject)\b[^>]*>(.*?)</dc:\1>", re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _described(picture: Image) -> str:
+    """The picture's own text besides its pixels, a line each."""
+    lines: list[str] = []
+    comment = picture.info.get("comment")  # a JPEG's or GIF's comment
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", "replace")
+    if isinstance(comment, str):
+        lines.append(comment)
+    try:
+        # A PNG's text chunks, whatever their keys (those after the pixels too: asking for them
+        # reads the file to its end, which a cut-off file does not have).
+        chunks = getattr(picture, "text", None)
+    except Exception:
+        chunks = (
+            {k: v for k, v in picture.info.items() if isinstance(v, str)} if picture.format == "PNG" else None
+        )
+    if isinstance(chunks, dict):
+        lines += [str(value) for value in chunks.values()]
+    try:
+        exif = picture.getexif()
+        tags = [exif.get(tag) for tag in EXIF_TEXT_TAGS]
+        tags.append(exif.get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT))
+    except Exception:  # a damaged EXIF block: the pixels are still read
+        tags = []
+    lines += [_exif_text(tag).rstrip("\x00") for tag in tags if tag]
+    for key in XMP_KEYS:
+        xmp = picture.info.get(key)
+        if isinstance(xmp, bytes):
+            xmp = xmp.decode("utf-8", "replace")
+        if isinstance(xmp, str):
+            lines += [_TAG.sub("\n", m.group(2)) for m in _XMP_TEXT.finditer(xmp)]
+    return "\n".join(line.strip() for line in lines if line.strip())
+
+
+def _exif_text(value: object) -> str:
+    """An EXIF value as text: Windows' XP tags are UTF-16 LE; a user comment starts with its charset."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, bytes):
+        return ""
+    if value[:8] == b"UNICODE\x00":
+        return value[8:].decode("utf-16-be" if value[8:9] == b"\x00" else "utf-16-le", "replace")
+    if value[:8] in (b"ASCII\x00\x00\x00", b"\x00" * 8):
+        return value[8:].decode("latin-1")
+    if len(value) >= 2 and value[1:2] == b"\x00":
+        return value.decode("utf-16-le", "replace")
+    return value.decode("utf-8", "replace")
 
 
 def _opened(data: bytes, limits: Limits) -> Any:
