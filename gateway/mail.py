@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import bisect
 import email
 import email.policy
 import quopri
@@ -290,6 +292,8 @@ class _Walker:
                     self.out.add(part, inside, self.limits)
                     self.out.unreadable(part, ctype, ENCRYPTED_MESSAGE, encrypted=True)
             self.out.add(part, text, self.limits)
+            if ctype == "text/plain" and UUENCODE_HINT in text:
+                self.inline_uuencoded(text, part, depth)
             return
         attachments.extract(
             Attachment(
@@ -303,6 +307,36 @@ class _Walker:
             self.out,
             self.limits,
         )
+
+    def inline_uuencoded(self, text: str, part: str, depth: int) -> None:
+        """Files uuencoded into a plain-text body (`begin 644 lista.txt` ... `end`), as older mail
+        programs and the `uuencode` command attach them and as Thunderbird and Outlook show them:
+        read as the attachments they are."""
+        begins = list(_UU_BEGIN.finditer(text))
+        if not begins:
+            return
+        ends = [m.start() for m in _UU_END.finditer(text)]
+        for begin, following in zip(begins, [*begins[1:], None], strict=True):
+            # The next end line after the begin line, looked up once (thousands of begin lines must
+            # cost one pass); one before the next begin line, or this begin has no block.
+            after = bisect.bisect_left(ends, begin.end())
+            if after == len(ends):
+                break
+            if following is not None and following.start() < ends[after]:
+                continue
+            name, lines = begin["name"].strip(), text[begin.end() : ends[after]]
+            attachments.extract(
+                Attachment(
+                    part=f"{part}/attachment:{name}",
+                    name=name,
+                    content_type="application/octet-stream",
+                    data=_uudecoded(lines),
+                    charset=None,
+                    depth=depth + 1,
+                ),
+                self.out,
+                self.limits,
+            )
 
     def outside_parts(self, msg: Message, prefix: str) -> None:
         """The text before a multipart's first part and after its last (preamble and epilogue):
@@ -400,6 +434,31 @@ def _lenient_base64(text: str) -> bytes:
         return base64.b64decode(clean)
     except ValueError:
         return b""
+
+
+UUENCODE_HINT = "begin "
+_UU_BEGIN = re.compile(r"^begin [0-7]{3,4} (?P<name>[^\r\n]+)\r?\n", re.MULTILINE)
+_UU_END = re.compile(r"^end[ \t]*\r?$", re.MULTILINE)
+
+
+def _uudecoded(lines: str) -> bytes:
+    """The bytes of a uuencoded block, each line decoded on its own, as far as it goes (a mail
+    program's trailing spaces cut, a damaged line read as its length byte says)."""
+    out = []
+    for line in lines.splitlines():
+        if not line.strip() or line.strip() == "`":
+            continue
+        data = line.encode("latin-1", "replace")
+        try:
+            out.append(binascii.a2b_uu(data))
+        except binascii.Error:
+            # Lines whose trailing spaces a program dropped: padded to what the length byte says.
+            length = ((data[0] - 32) & 63) * 4 // 3 + 4
+            try:
+                out.append(binascii.a2b_uu(data.ljust(length, b" ")[:length]))
+            except binascii.Error:
+                continue
+    return b"".join(out)
 
 
 def too_deep_reason(max_depth: int) -> str:

@@ -16,6 +16,7 @@ from gateway.extractors.base import (
     open_zip,
     read_member,
 )
+from gateway.text import decode_bytes
 from models.config import Limits
 
 # Members that mark a zip as an Office or OpenDocument file sent under a zip's name or type.
@@ -36,9 +37,12 @@ def zip_archive(att: Attachment, out: Extracted, limits: Limits, recurse: Recurs
         getattr(office, document)(att, out, limits, recurse)
         return
     out.count_members(len(zf.infolist()), limits)
+    # The archive's comment and each file's (7-Zip, WinRAR and `zip -z` write them): text a person wrote.
+    out.add(f"{att.part}/kommentar", decode_bytes(zf.comment), limits)
     for info in zf.infolist():
         out.check_time(limits)
         out.add(f"{att.part}/filename", info.filename, limits)  # a file's name can be the identifier
+        out.add(f"{att.part}/kommentar", decode_bytes(info.comment), limits)
         if info.is_dir():
             continue
         recurse(att.member(info.filename, read_member(zf, info, out, limits)), out)

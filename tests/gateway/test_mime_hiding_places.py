@@ -8,7 +8,11 @@ Skatteverket's test numbers.
 from __future__ import annotations
 
 import base64
+import binascii
+import io
 import quopri
+import zipfile
+from email.message import EmailMessage
 
 import pytest
 
@@ -163,3 +167,61 @@ def test_a_utf16_text_file_sent_inline_is_read_as_utf16(data: bytes, charset: st
         + b"--b--\r\n"
     )
     assert found(raw) == [("body[2]:text/plain", "personnummer")]
+
+
+# ---- files inside the text --------------------------------------------------------------------------
+
+
+def uuencoded(data: bytes, name: str) -> str:
+    lines = [f"begin 644 {name}"]
+    lines += [binascii.b2a_uu(data[i : i + 45]).decode("ascii").rstrip("\n") for i in range(0, len(data), 45)]
+    return "\r\n".join([*lines, "`", "end"]) + "\r\n"
+
+
+def plain_mail(body: str) -> bytes:
+    return (HEAD + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body).encode("utf-8")
+
+
+def test_a_file_uuencoded_into_a_plain_text_body_is_read() -> None:
+    # As the `uuencode` command and older mail programs attach files; Thunderbird and Outlook show
+    # such a block as an attachment.
+    body = "Hej, listan nedan.\r\n\r\n" + uuencoded(LIST.encode("utf-8"), "lista.txt")
+    assert found(plain_mail(body)) == [("body:text/plain/attachment:lista.txt", "personnummer")]
+
+
+def test_begin_lines_without_an_end_read_nothing_more_and_cost_one_pass() -> None:
+    body = "begin 644 lista.txt\r\n" * 5000 + "Kund 10234\r\n"
+    assert found(plain_mail(body)) == []
+
+
+def zipped(comment: bytes = b"", member_comment: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("lista.txt")
+        info.comment = member_comment
+        archive.writestr(info, "Kund 10234")
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("comment", "member_comment"),
+    [(f"Brukare {WRITTEN}".encode(), b""), (b"", f"Brukare {WRITTEN}".encode("cp1252"))],
+    ids=["the archive's", "a file's"],
+)
+def test_a_zip_comment_is_read(comment: bytes, member_comment: bytes) -> None:
+    msg = EmailMessage()
+    msg["From"] = "kim@hemtjanst.example"
+    msg["To"] = "kollega@example.se"
+    msg["Subject"] = "Lista"
+    msg.set_content("Se bifogat arkiv.")
+    msg.add_attachment(
+        zipped(comment, member_comment), maintype="application", subtype="zip", filename="lista.zip"
+    )
+    assert found(msg.as_bytes()) == [("attachment:lista.zip/kommentar", "personnummer")]
+
+
+def test_a_body_that_says_begin_without_a_uuencoded_file_is_read_as_text() -> None:
+    assert found(plain_mail(f"Vi kan begin med brukaren {WRITTEN} i morgon.\r\n")) == [
+        ("body:text/plain", "personnummer")
+    ]
