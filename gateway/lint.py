@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,6 +28,16 @@ class FileResult:
 
 def is_mail(path: str, data: bytes) -> bool:
     return path.lower().endswith(".eml") or looks_like_mail(data[:8192])
+
+
+# Read as text, a Word file, a workbook, a PDF or a picture showed nothing and linted clean: bytes
+# no text in UTF-8 or cp1252 holds (a zero byte: zip, OLE, pictures, UTF-16 text) or a document's
+# own start make the file a document, read as the gateway reads an attachment.
+DOCUMENT_STARTS = (b"%PDF-", b"{\\rtf")
+
+
+def is_document(data: bytes) -> bool:
+    return data.find(b"\x00", 0, 8192) >= 0 or data.startswith(DOCUMENT_STARTS)
 
 
 class Linter:
@@ -99,7 +110,14 @@ class Linter:
 
         return engine.replace(text, hits, replacement)
 
+    def lint_document(self, path: str, data: bytes) -> FileResult:
+        scan = self.scanner.scan_file(os.path.basename(path), data)
+        verdict = self.scanner.verdict(scan.findings, scan.mail.unscanned, self.text_sender)
+        return FileResult(path, verdict, scan.findings, tuple(scan.mail.unscanned))
+
     def lint(self, path: str, data: bytes) -> FileResult:
         if is_mail(path, data):
             return self.lint_mail(path, data)
+        if is_document(data):
+            return self.lint_document(path, data)
         return self.lint_text(path, decode_bytes(data))

@@ -557,6 +557,17 @@ def extract(data: bytes, limits: Limits, prefix: str = "") -> MailText:
     )
 
 
+def extract_file(name: str, data: bytes, limits: Limits) -> MailText:
+    """A file that is no mail message (a document given to the linter), read as an attachment of
+    that name is: its bytes decide its format."""
+    out = Extracted(read_message=read_message)
+    file = Attachment(
+        part=name, name=name, content_type="application/octet-stream", data=data, charset=None, depth=0
+    )
+    attachments.extract(file, out, limits)
+    return MailText(segments=out.segments, unscanned=out.unscanned)
+
+
 def read_message(att: Attachment, out: Extracted, limits: Limits) -> None:
     """A message found inside an attachment (an .eml in a zip, a signed S/MIME entity): the same
     walk under the attachment's location, one level deeper, within the same budgets as its carrier.

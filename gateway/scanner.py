@@ -78,6 +78,12 @@ class Scanner:
         text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
         return MailScan(text, self.scan_segments(text.segments, today))
 
+    def scan_file(self, name: str, data: bytes, today: date | None = None) -> MailScan:
+        """A document or picture as the gateway reads an attachment of that name (for the linter)."""
+        text = mail.extract_file(name, data, self.config.limits)
+        text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
+        return MailScan(text, self.scan_segments(text.segments, today))
+
     def redact(self, text: str) -> str:
         return engine.redact(text, self.context())
 
