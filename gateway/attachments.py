@@ -348,6 +348,55 @@ def sniff(data: bytes) -> Extractor | None:
     return None
 
 
+# Where a format's own bytes end, by its magic's label: what follows is no part of the file, and no
+# viewer shows it, but it leaves with it (`copy /b bild.png + lista.txt`, a zip behind a PDF that
+# an archive program opens). Each finds the end from the last of its end marks.
+def _png_end(data: bytes) -> int:
+    at = data.rfind(b"IEND\xaeB`\x82")
+    return at + 8 if at >= 0 else -1
+
+
+def _jpeg_end(data: bytes) -> int:
+    at = data.rfind(b"\xff\xd9")
+    return at + 2 if at >= 0 else -1
+
+
+def _pdf_end(data: bytes) -> int:
+    at = data.rfind(b"%%EOF")
+    return at + 5 if at >= 0 else -1
+
+
+def _zip_end(data: bytes) -> int:
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or len(data) < at + 22:
+        return -1
+    return at + 22 + int.from_bytes(data[at + 20 : at + 22], "little")  # the record and its comment
+
+
+FORMAT_ENDS = {"PNG": _png_end, "JPEG": _jpeg_end, "PDF": _pdf_end, "zip": _zip_end}
+# Bytes after the end that are padding (a PDF's line ends, a camera's zero bytes), not a file.
+TRAILER_PADDING = b"\x00\r\n\t \x1a"
+# Fewer bytes than this cannot hold an identifier (a 10-digit number).
+MIN_TRAILER_BYTES = 10
+TRAILER_LABEL = "efter filens slut"
+
+
+def trailer(att: Attachment) -> Attachment | None:
+    """What follows the end of a PNG, JPEG, PDF or zip, when it is a file of a known kind or text
+    (a camera's own binary trailer is neither, and is left alone: it is not unscannable)."""
+    magic = magic_of(att.data)
+    find_end = FORMAT_ENDS.get(magic.label) if magic is not None else None
+    if find_end is None:
+        return None
+    end = find_end(att.data)
+    rest = att.data[end:].lstrip(TRAILER_PADDING) if end > 0 else b""
+    if len(rest.rstrip(TRAILER_PADDING)) < MIN_TRAILER_BYTES:
+        return None
+    if magic_of(rest) is None and sniff(rest) is not textual.plain:
+        return None
+    return att.member(TRAILER_LABEL, rest)
+
+
 def choose(att: Attachment) -> tuple[Extractor | None, str]:
     """The reader for the attachment, and a note when its bytes say another format than its type or
     name (never a reason to refuse: the bytes are read as what they are)."""
@@ -385,6 +434,9 @@ def extract(att: Attachment, out: Extracted, limits: Limits) -> None:
     try:
         out.check_time(limits)
         extractor(att, out, limits, recurse)
+        appended = trailer(att)
+        if appended is not None:
+            recurse(appended, out)
     except Unreadable as e:
         out.unreadable(att.part, att.content_type, str(e), encrypted=e.encrypted)
     except MemoryError:
