@@ -83,6 +83,13 @@ def _token_run(text: str, pos: int, endpos: int) -> int:
     return run.end() - pos if run else 0
 
 
+def _is_name(segment: str) -> bool:
+    """A segment written as a name is, one capital and small letters (`Anna.Andersson.NNNNNNNNNN.pdf`,
+    a file a person named): machines write their tokens' words in lower case (`cdt.tool.base`) or
+    run together (`MainActivity`)."""
+    return len(segment) > 1 and segment.isalpha() and segment.istitle()
+
+
 def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
     """An unseparated 10-digit run that is one segment of a dotted machine token whose other
     segments hold letters (`cdt.managedbuild.tool.gnu.archiver.base.NNNNNNNNNN`), not a number.
@@ -104,7 +111,7 @@ def is_machine_identifier(text: str, number: IdentityNumber) -> bool:
         return False
     before = text[low : start - 1] if start > low else ""
     others = before.split(TOKEN_JOINER) + text[end + 1 : high].split(TOKEN_JOINER)
-    if any(segment.casefold() in _LABELS for segment in others):
+    if any(segment.casefold() in _LABELS or _is_name(segment) for segment in others):
         return False
     lettered = sum(1 for segment in others if _LETTER.search(segment))
     return lettered >= MACHINE_TOKEN_LETTER_SEGMENTS
