@@ -18,6 +18,7 @@ from gateway.extractors.base import (
     Extracted,
     Recurse,
     Unreadable,
+    WordRun,
     expand_float_text,
     format_digits,
     number_text,
@@ -248,13 +249,21 @@ def xlsx(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> N
         names = workbook.defined_names.values()
         out.add(f"{att.part}/namn", "\n".join(f"{d.name}\n{d.attr_text or ''}" for d in names), limits)
         for sheet in workbook.worksheets:
-            for i, cell in enumerate(c for row in sheet.iter_rows() for c in row):
-                if i % CELLS_PER_TIME_CHECK == 0:
-                    out.check_time(limits)
-                if cell.value is None:
-                    continue
-                text = cell_text(cell.value, getattr(cell, "number_format", None))
-                out.add(f"{att.part}/{sheet.title}!{cell.coordinate}", text, limits)
+            i = 0
+            for row in sheet.iter_rows():
+                run = WordRun()
+                for cell in row:
+                    i += 1
+                    if i % CELLS_PER_TIME_CHECK == 0:
+                        out.check_time(limits)
+                    if cell.value is None:
+                        continue
+                    text = cell_text(cell.value, getattr(cell, "number_format", None))
+                    out.add(f"{att.part}/{sheet.title}!{cell.coordinate}", text, limits)
+                    _add_run(
+                        out, f"{att.part}/{sheet.title}", run.cell(cell.column, cell.coordinate, text), limits
+                    )
+                _add_run(out, f"{att.part}/{sheet.title}", run.end(), limits)
     finally:
         workbook.close()
     for info in zf.infolist():
@@ -294,6 +303,11 @@ def _sheet_text(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Extracted, limi
     return "\n".join(lines)
 
 
+def _add_run(out: Extracted, sheet: str, run: tuple[str, str] | None, limits: Limits) -> None:
+    if run is not None:
+        out.add(f"{sheet}!{run[0]}", run[1], limits)
+
+
 def cell_text(value: Any, number_format: str | None = None) -> str:
     """What the engine sees of a cell: digits as shown by a digit-only format, or all the digits."""
     if isinstance(value, bool):
@@ -327,6 +341,7 @@ def xls(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
             sheet = book.sheet_by_index(index)
             count = 0
             for row in range(sheet.nrows):
+                run = WordRun()
                 for col in range(sheet.ncols):
                     count += 1
                     if count % CELLS_PER_TIME_CHECK == 0:
@@ -334,6 +349,13 @@ def xls(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
                     text = _xls_cell(book, sheet, row, col, xlrd)
                     if text:
                         out.add(f"{att.part}/{sheet.name}!{xlrd.cellname(row, col)}", text, limits)
+                        _add_run(
+                            out,
+                            f"{att.part}/{sheet.name}",
+                            run.cell(col, xlrd.cellname(row, col), text),
+                            limits,
+                        )
+                _add_run(out, f"{att.part}/{sheet.name}", run.end(), limits)
             for (row, col), note in getattr(sheet, "cell_note_map", {}).items():
                 out.add(f"{att.part}/{sheet.name}!{xlrd.cellname(row, col)}/kommentar", note.text, limits)
             book.unload_sheet(index)
@@ -612,10 +634,16 @@ def ods(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
     out.add(f"{att.part}/bladnamn", "\n".join(_attr(table, "name") or "" for table in tables), limits)
     for table in tables:
         name = _attr(table, "name") or "Blad"
-        for i, (coordinate, text) in enumerate(_ods_cells(table)):
+        run, row = WordRun(), 0
+        for i, (coordinate, text, row_index, col_index) in enumerate(_ods_cells(table)):
             if i % CELLS_PER_TIME_CHECK == 0:
                 out.check_time(limits)
             out.add(f"{att.part}/{name}!{coordinate}", text, limits)
+            if row_index != row:
+                _add_run(out, f"{att.part}/{name}", run.end(), limits)
+                row = row_index
+            _add_run(out, f"{att.part}/{name}", run.cell(col_index, coordinate, text), limits)
+        _add_run(out, f"{att.part}/{name}", run.end(), limits)
     out.add(f"{att.part}/sidhuvud och sidfot", _odf_text([doc.masterstyles]), limits)
     out.add(f"{att.part}/egenskaper", _odf_meta(zf, out, limits), limits)
     _odf_members(att, zf, out, limits, recurse)
@@ -637,7 +665,8 @@ def _repeat(node: Any, name: str) -> int:
     return min(int(value), MAX_REPEAT) if value.isdigit() else 1
 
 
-def _ods_cells(table: Any) -> Iterator[tuple[str, str]]:
+def _ods_cells(table: Any) -> Iterator[tuple[str, str, int, int]]:
+    """Each cell with text: its coordinate, its text, its row and column numbers."""
     from openpyxl.utils import get_column_letter
 
     row_index = 1
@@ -649,7 +678,7 @@ def _ods_cells(table: Any) -> Iterator[tuple[str, str]]:
                 continue
             text = _ods_cell_text(cell)
             if text.strip():
-                yield f"{get_column_letter(min(col_index, 16384))}{row_index}", text
+                yield f"{get_column_letter(min(col_index, 16384))}{row_index}", text, row_index, col_index
             col_index += _repeat(cell, "number-columns-repeated")
         row_index += _repeat(row, "number-rows-repeated")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import csv as csv_module  # (`csv` is the reader below)
+import io
 import quopri
 import re
 
@@ -52,7 +54,29 @@ def plain(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> 
 
 def csv(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
     # Exports from spreadsheets write long numbers as 1.94503121234E+11 or 194503121234.0.
-    out.add(att.part, expand_float_text(decode_text(att.data, att.charset)), limits)
+    out.add(att.part, expand_float_text(tab_separated(decode_text(att.data, att.charset))), limits)
+
+
+# The separators spreadsheet exports use, in the order a tie is settled.
+CSV_DELIMITERS = ";,\t|"
+CSV_SNIFF_CHARS = 8192
+
+
+def tab_separated(text: str) -> str:
+    """The fields of each row joined by tabs, quotes undone: first name and surname in columns of
+    their own (`Ingegerd;Öhrnvall`) are read as a name is written beside another. Text that is no
+    CSV a sniffer can tell is left as it is."""
+    try:
+        dialect = csv_module.Sniffer().sniff(text[:CSV_SNIFF_CHARS], delimiters=CSV_DELIMITERS)
+    except csv_module.Error:
+        return text
+    if dialect.delimiter == "\t":
+        return text
+    try:
+        rows = list(csv_module.reader(io.StringIO(text), dialect))
+    except csv_module.Error:
+        return text
+    return "\n".join("\t".join(row) for row in rows) + "\n"
 
 
 def html(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> None:
