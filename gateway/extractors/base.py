@@ -192,40 +192,6 @@ def format_digits(value: float | int, number_format: str | None) -> str | None:
     return (digits[:extra] + "".join(shown)).strip()
 
 
-# ---- spreadsheet rows ------------------------------------------------------------------------------
-
-# A cell of words only (letters, spaces, hyphens, apostrophes; no digits), short enough to be a name.
-_WORDS_ONLY = re.compile(r"[^\W\d_][^\d\r\n]{0,59}")
-
-
-class WordRun:
-    """Cells of one row that hold words only, next to each other, read together as one line.
-
-    A client list or a schedule keeps first name and surname in columns of their own, and neither
-    cell alone names anyone: each cell is read on its own (its number, its location), and a run of
-    two or more such cells once more, joined by tabs, located by its range (`Blad1!B7:C7`)."""
-
-    def __init__(self) -> None:
-        self.cells: list[tuple[int, str, str]] = []  # column number, coordinate, text
-
-    def cell(self, column: int, coordinate: str, text: str) -> tuple[str, str] | None:
-        """Take the row's next cell with text; the run it ends, if any, as (range, text)."""
-        words = _WORDS_ONLY.fullmatch(text.strip()) is not None
-        ended = None
-        if not words or (self.cells and column != self.cells[-1][0] + 1):
-            ended = self.end()
-        if words:
-            self.cells.append((column, coordinate, text.strip()))
-        return ended
-
-    def end(self) -> tuple[str, str] | None:
-        """End the row: the run it held, if any, as (range, text)."""
-        cells, self.cells = self.cells, []
-        if len(cells) < 2:
-            return None
-        return f"{cells[0][1]}:{cells[-1][1]}", "\t".join(text for _, _, text in cells)
-
-
 # ---- zip containers: archives and the Office/OpenDocument formats built on them -------------------
 
 ENCRYPTED_FLAG = 0x1

@@ -18,14 +18,13 @@ from gateway.extractors.base import (
     Extracted,
     Recurse,
     Unreadable,
-    WordRun,
     expand_float_text,
     format_digits,
     number_text,
     open_zip,
     read_member,
 )
-from gateway.text import decode_bytes
+from gateway.text import WordRun, decode_bytes
 from models.config import Limits
 
 # How often (in cells) a long sheet checks the message's time limit.
@@ -99,6 +98,9 @@ def ooxml_text(xml: bytes) -> str:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     chunks: list[str] = []
     skip_depth = 0
+    # Table rows being read (nested tables, innermost last): their cells' texts, and where the open
+    # cell's text starts. A row's cells of words only are read once more as one line (WordRun).
+    rows: list[tuple[list[str], list[int]]] = []
     for event, el in etree.iterwalk(etree.fromstring(xml, parser), events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else ""
         if tag == MC_FALLBACK:
@@ -114,7 +116,18 @@ def ooxml_text(xml: bytes) -> str:
                 chunks.append("\t")
             elif local in OOXML_TEXT_ATTRIBUTES:
                 chunks.extend(_attribute_text(el, OOXML_TEXT_ATTRIBUTES[local]))
+            elif local == "tr":
+                rows.append(([], []))
+            elif local == "tc" and rows:
+                rows[-1][1].append(len(chunks))
+        elif local == "tr" and rows:
+            cells, _ = rows.pop()
+            run = WordRun()
+            found = [run.cell(column, str(column), text) for column, text in enumerate(cells)]
+            chunks.extend(f"{line[1]}\n" for line in [*found, run.end()] if line is not None)
         elif local in OOXML_LINE_BREAKS or local in ("tc", "v"):
+            if local == "tc" and rows and rows[-1][1]:
+                rows[-1][0].append("".join(chunks[rows[-1][1].pop() :]))
             chunks.append("\n")
         elif local in ("creator", "title", "subject", "description", "keywords", "lastModifiedBy"):
             chunks.append(f"{el.text or ''}\n")

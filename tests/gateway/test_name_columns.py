@@ -129,3 +129,49 @@ def test_names_in_columns_of_an_old_excel_or_opendocument_sheet_are_the_clients(
         (f"attachment:{name}/Blad1!B3:D3", "20001"),
     ]
     assert found(scanner, name, make(CLEAN_ROWS)) == []
+
+
+def outlook_table(rows: list[list[str]]) -> str:
+    """An Excel range pasted into Outlook: a table whose cells hold MsoNormal paragraphs."""
+
+    def cell(value: str) -> str:
+        return f'<td nowrap><p class=MsoNormal><span style="color:black">{value}<o:p></o:p></span></p></td>'
+
+    body = "".join(f"<tr>{''.join(cell(v) for v in row)}</tr>" for row in [HEADER, *rows])
+    return f"<html><body><table border=0 cellpadding=0>{body}</table></body></html>"
+
+
+def html_mail_found(scanner: Scanner, page: str) -> list[tuple[str, str | None]]:
+    msg = EmailMessage()
+    msg["From"] = "kim@hemtjanst.example"
+    msg["To"] = "kollega@example.se"
+    msg["Subject"] = "Schema"
+    msg.set_content("Schemat.")
+    msg.add_alternative(page, subtype="html")
+    scan = scanner.scan_mail(msg.as_bytes(), TODAY)
+    return [(f.location.part, f.customer_number) for f in scan.findings if f.kind == "client_name"]
+
+
+def test_names_in_columns_of_a_table_pasted_into_a_mail_are_the_clients(scanner: Scanner) -> None:
+    assert html_mail_found(scanner, outlook_table(ROWS)) == [
+        ("body[2]:text/html", "20002"),
+        ("body[2]:text/html", "20001"),
+    ]
+    assert html_mail_found(scanner, outlook_table(CLEAN_ROWS)) == []
+
+
+def test_names_in_columns_of_a_word_table_are_the_clients(scanner: Scanner) -> None:
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=0, cols=len(HEADER))
+    for row in [HEADER, *ROWS]:
+        cells = table.add_row().cells
+        for cell, value in zip(cells, row, strict=True):
+            cell.text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert found(scanner, "schema.docx", buffer.getvalue()) == [
+        ("attachment:schema.docx/brödtext", "20002"),
+        ("attachment:schema.docx/brödtext", "20001"),
+    ]
