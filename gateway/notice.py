@@ -21,13 +21,13 @@ from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+from gateway import logs
 from gateway.delivery import deliver
 from gateway.logs import log
 from models.config import Config
 from models.findings import Verdict
 from rules.engine import redact_numbers
 from rules.guidance import SAFE_WAYS, WHAT, place
-from rules.policy import domain_of
 
 MAX_FINDINGS_LISTED = 20
 HEADER_LINE_MAX = 76
@@ -308,7 +308,7 @@ class NoticeSender:
         except Exception as e:
             log("notice_failed", "error", error=type(e).__name__, attempt=attempt)
             return
-        domain = domain_of(mail_from)
+        domain = logs.domain(mail_from)
         if delivery.delivered or delivery.code >= 500 or attempt > len(NOTICE_RETRY_SECONDS):
             log("notice", code=delivery.code, delivered=delivery.delivered, domain=domain, attempt=attempt)
             return

@@ -74,15 +74,22 @@ class Scanner:
 
     def scan_mail(self, data: bytes, today: date | None = None, prefix: str = "") -> MailScan:
         text = mail.extract(data, self.config.limits, prefix)
-        # An unread part is named by its file name, which can be the identifier itself.
-        text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
+        text.unscanned = self._masked(text.unscanned)
         return MailScan(text, self.scan_segments(text.segments, today))
 
     def scan_file(self, name: str, data: bytes, today: date | None = None) -> MailScan:
         """A document or picture as the gateway reads an attachment of that name (for the linter)."""
         text = mail.extract_file(name, data, self.config.limits)
-        text.unscanned = [u.model_copy(update={"name": self.redact(u.name)}) for u in text.unscanned]
+        text.unscanned = self._masked(text.unscanned)
         return MailScan(text, self.scan_segments(text.segments, today))
+
+    def _masked(self, unscanned: list[Unscanned]) -> list[Unscanned]:
+        """An unread part is named by its file name and its declared type, both the sender's words:
+        either can be the identifier itself (`journal_<personnummer>.zip`, `application/x-<...>`)."""
+        return [
+            u.model_copy(update={"name": self.redact(u.name), "content_type": self.redact(u.content_type)})
+            for u in unscanned
+        ]
 
     def redact(self, text: str) -> str:
         return engine.redact(text, self.context())

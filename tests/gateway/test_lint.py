@@ -250,3 +250,18 @@ def test_without_a_configured_key_a_private_key_file_is_created(
     _, second, _ = lint("--format", "json", f, capsys=capsys)
     fp = json.loads(first)["files"][0]["findings"][0]["fingerprint"]
     assert fp == json.loads(second)["files"][0]["findings"][0]["fingerprint"]
+
+
+def test_an_unreadable_parts_declared_type_holding_a_number_is_printed_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = (
+        "From: a@kommun.se\r\nTo: b@example.se\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSe bilaga.\r\n'
+        f"--b\r\nContent-Type: application/x-{PNR}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n--b--\r\n"
+    )
+    for form in ("text", "json"):
+        code, out, _ = lint("--format", form, write(tmp_path / "brev.eml", raw), capsys=capsys)
+        assert code == 1 and "unscan" in out
+        assert PNR not in out and PNR[2:] not in out
