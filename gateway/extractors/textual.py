@@ -57,23 +57,40 @@ def csv(att: Attachment, out: Extracted, limits: Limits, recurse: Recurse) -> No
     out.add(att.part, expand_float_text(tab_separated(decode_text(att.data, att.charset))), limits)
 
 
-# The separators spreadsheet exports use, in the order a tie is settled.
-CSV_DELIMITERS = ";,\t|"
+# The separators spreadsheet exports use, in the order a tie is settled (a tab needs no change).
+CSV_DELIMITERS = ";,|"
+CSV_SNIFF_LINES = 20
 CSV_SNIFF_CHARS = 8192
+
+
+def _delimiter(text: str) -> str | None:
+    """The separator every one of the first lines holds, most times at the least; None when none is.
+
+    csv.Sniffer answers the same for exports but cost most of a CSV file's read (0.8 of 1 ms for
+    16 KB): a count per line is enough to tell `;` from `,`.
+    """
+    lines = [line for line in text[:CSV_SNIFF_CHARS].splitlines()[:CSV_SNIFF_LINES] if line.strip()]
+    if len(lines) > 1 and len(text) > CSV_SNIFF_CHARS:
+        lines.pop()  # cut off by the sample
+    best, most = None, 0
+    for delimiter in CSV_DELIMITERS:
+        least = min((line.count(delimiter) for line in lines), default=0)
+        if least > most:
+            best, most = delimiter, least
+    return best
 
 
 def tab_separated(text: str) -> str:
     """The fields of each row joined by tabs, quotes undone: first name and surname in columns of
-    their own (`Ingegerd;Öhrnvall`) are read as a name is written beside another. Text that is no
-    CSV a sniffer can tell is left as it is."""
-    try:
-        dialect = csv_module.Sniffer().sniff(text[:CSV_SNIFF_CHARS], delimiters=CSV_DELIMITERS)
-    except csv_module.Error:
+    their own (`Ingegerd;Öhrnvall`) are read as a name is written beside another. Text with no
+    separator on every line is left as it is."""
+    delimiter = _delimiter(text)
+    if delimiter is None:
         return text
-    if dialect.delimiter == "\t":
-        return text
+    if '"' not in text:
+        return text.replace(delimiter, "\t")
     try:
-        rows = list(csv_module.reader(io.StringIO(text), dialect))
+        rows = list(csv_module.reader(io.StringIO(text), delimiter=delimiter))
     except csv_module.Error:
         return text
     return "\n".join("\t".join(row) for row in rows) + "\n"
