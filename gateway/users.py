@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.errors import UserError
+from gateway.files import write_private
 
 _ADDRESS = re.compile(r"[^\s:@]+@[^\s:@]+")
 MIN_PASSWORD_LENGTH = 8
@@ -58,22 +59,7 @@ def read(path: Path) -> dict[str, str]:
 def write(path: Path, users: Mapping[str, str]) -> None:
     lines = ["# brukarvakt SMTP AUTH users: address:argon2 hash. Edit with `brukarvakt user`.\n"]
     lines += [f"{address}:{hashed}\n" for address, hashed in sorted(users.items())]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise UserError(f"cannot write users file {path}: {e.strerror}") from None
+    write_private(path, "".join(lines), "users file")
 
 
 def hash_password(password: str) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
-from gateway.cli.common import config_of
+from gateway.cli.common import config_of, read_password
 from gateway.console.users import (
     MIN_PASSWORD_LENGTH,
     ConsoleUser,
@@ -18,21 +17,6 @@ from gateway.console.users import (
 )
 from gateway.errors import UserError
 from gateway.users import locked
-
-
-def _read_password(name: str) -> str:
-    if sys.stdin.isatty():
-        first = getpass.getpass(f"Lösenord för {name}: ")
-        if getpass.getpass("Samma lösenord igen: ") != first:
-            raise UserError("the passwords differ; nothing was changed")
-        password = first
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"the password must be at least {MIN_PASSWORD_LENGTH} characters; nothing was changed"
-        )
-    return password
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed {name}; a session of theirs ends at its next request", file=sys.stderr)
         return 0
     role = check_role(args.role)
-    password = _read_password(name)
+    password = read_password(name, MIN_PASSWORD_LENGTH)
     with locked(path):
         current = read(path)
         existed = name in current

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
-from gateway.cli.common import config_of
+from gateway.cli.common import config_of, read_password
 from gateway.errors import UserError
 from gateway.users import MIN_PASSWORD_LENGTH, check_address, hash_password, locked, read, write
-
-
-def _read_password(address: str) -> str:
-    if sys.stdin.isatty():
-        first = getpass.getpass(f"Lösenord för {address}: ")
-        if getpass.getpass("Samma lösenord igen: ") != first:
-            raise UserError("the passwords differ; nothing was changed")
-        password = first
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"the password must be at least {MIN_PASSWORD_LENGTH} characters; nothing was changed"
-        )
-    return password
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
             print(address)
         return 0
     address = check_address(args.address)
-    password = _read_password(address) if args.action == "add" else ""
+    password = read_password(address, MIN_PASSWORD_LENGTH) if args.action == "add" else ""
     with locked(path):
         users = read(path)
         if args.action == "remove":

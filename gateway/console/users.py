@@ -7,7 +7,6 @@ console user may not send mail through the gateway, and a mail user may not read
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.errors import UserError
+from gateway.files import write_private
 from gateway.users import hash_password
 
 Role = Literal["compliance", "viewer"]
@@ -93,22 +93,7 @@ def read(path: Path) -> dict[str, ConsoleUser]:
 def write(path: Path, users: Mapping[str, ConsoleUser]) -> None:
     lines = ["# brukarvakt console users: name:role:argon2 hash. Edit with `brukarvakt console-user`.\n"]
     lines += [f"{u.name}:{u.role}:{u.hash}\n" for u in sorted(users.values(), key=lambda u: u.name)]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise UserError(f"cannot write console users file {path}: {e.strerror}") from None
+    write_private(path, "".join(lines), "console users file")
 
 
 class ConsoleUsers:
