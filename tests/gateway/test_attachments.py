@@ -17,7 +17,10 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
+from gateway import attachments
 from gateway.cli import main
+from gateway.extractors.base import Attachment, Extracted
+from models.config import Limits
 from tests.conftest import skatteverket
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -35,6 +38,16 @@ def _key(key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 # ---- the message around a file, and lint's JSON about it --------------------------------------------
+
+
+def read_attachment(name: str, data: bytes, content_type: str = "application/octet-stream") -> Extracted:
+    """One attachment read by the registry alone, as the mail walk hands it over (default limits)."""
+    out = Extracted()
+    attachment = Attachment(
+        part=f"attachment:{name}", name=name, content_type=content_type, data=data, charset=None, depth=1
+    )
+    attachments.extract(attachment, out, Limits())
+    return out
 
 
 def mail_with(filename: str, data: bytes, ctype: str = "application/octet-stream") -> bytes:

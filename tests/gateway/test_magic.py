@@ -20,8 +20,7 @@ import pytest
 from PIL import Image
 
 from gateway import attachments
-from gateway.extractors.base import Attachment, Extracted
-from models.config import Limits
+from gateway.extractors.base import Extracted
 from tests.gateway.test_attachments import (
     CLEAN,
     PNR,
@@ -31,6 +30,7 @@ from tests.gateway.test_attachments import (
     mail_with,
     parts,
     pdf_file,
+    read_attachment,
     xls_file,
 )
 
@@ -69,12 +69,7 @@ def writer_file(text: str, target: str) -> bytes:
 
 
 def read(name: str, data: bytes, content_type: str = "application/octet-stream") -> Extracted:
-    out = Extracted()
-    attachment = Attachment(
-        part=f"attachment:{name}", name=name, content_type=content_type, data=data, charset=None, depth=1
-    )
-    attachments.extract(attachment, out, Limits())
-    return out
+    return read_attachment(name, data, content_type)
 
 
 # ---- the bytes win ----------------------------------------------------------------------------------

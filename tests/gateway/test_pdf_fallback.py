@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from gateway import attachments
 from gateway.extractors import pdf
-from gateway.extractors.base import ENCRYPTED, Attachment, Extracted
-from models.config import Limits
-from tests.gateway.test_attachments import CLEAN, PNR, csv_file, lint_json, mail_with, parts, typed_page
+from gateway.extractors.base import ENCRYPTED, Extracted
+from tests.gateway.test_attachments import (
+    CLEAN,
+    PNR,
+    csv_file,
+    lint_json,
+    mail_with,
+    parts,
+    read_attachment,
+    typed_page,
+)
 from tests.gateway.test_attachments_limits import encrypted_pdf
 from tests.gateway.test_magic import writer_file
 
@@ -68,12 +75,7 @@ def plan(pages: int = 3, broken_page: int | None = None) -> bytes:
 
 
 def read(data: bytes, name: str = "plan.pdf") -> Extracted:
-    out = Extracted()
-    attachment = Attachment(
-        part=f"attachment:{name}", name=name, content_type="application/pdf", data=data, charset=None, depth=1
-    )
-    attachments.extract(attachment, out, Limits())
-    return out
+    return read_attachment(name, data, "application/pdf")
 
 
 def found_in(out: Extracted) -> list[str]:

@@ -13,11 +13,9 @@ import io
 import pytest
 from PIL import Image, PngImagePlugin
 
-from gateway import attachments
-from gateway.extractors.base import Attachment, Extracted
-from models.config import Limits
 from rules.engine import ScanContext, scan
 from tests.conftest import TEST_KEY, TODAY, test_personnummer
+from tests.gateway.test_attachments import read_attachment
 
 PNR = test_personnummer(3)
 WRITTEN = f"{PNR[:8]}-{PNR[8:]}"
@@ -25,14 +23,7 @@ CTX = ScanContext(fingerprint_key=TEST_KEY, today=TODAY)
 
 
 def found(name: str, data: bytes) -> list[str]:
-    out = Extracted()
-    attachments.extract(
-        Attachment(
-            part=f"attachment:{name}", name=name, content_type="image/jpeg", data=data, charset=None, depth=1
-        ),
-        out,
-        Limits(),
-    )
+    out = read_attachment(name, data, "image/jpeg")
     assert out.unscanned == []
     return [f.location.part for f in scan(out.segments, CTX)]
 

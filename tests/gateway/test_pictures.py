@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from gateway import attachments
 from gateway.extractors import images
-from gateway.extractors.base import Attachment, Extracted
-from models.config import Limits
-from tests.gateway.test_attachments import FONT, PNR, lint_json, mail_with, parts, typed_page
+from gateway.extractors.base import Extracted
+from tests.gateway.test_attachments import FONT, PNR, lint_json, mail_with, parts, read_attachment, typed_page
 
 TYPED = f"Personnummer {PNR[:8]}-{PNR[8:]}"
 
@@ -129,12 +127,7 @@ def letter(number_last: bool = False) -> Image.Image:
 
 
 def read(name: str, data: bytes, ctype: str) -> Extracted:
-    out = Extracted()
-    attachment = Attachment(
-        part=f"attachment:{name}", name=name, content_type=ctype, data=data, charset=None, depth=1
-    )
-    attachments.extract(attachment, out, Limits())
-    return out
+    return read_attachment(name, data, ctype)
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,9 @@ import olefile
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from gateway import attachments
 from gateway.extractors import office
-from gateway.extractors.base import ENCRYPTED, Attachment, Extracted
-from models.config import Limits
-from tests.gateway.test_attachments import CLEAN, PNR, lint_json, mail_with
+from gateway.extractors.base import ENCRYPTED, Extracted
+from tests.gateway.test_attachments import CLEAN, PNR, lint_json, mail_with, read_attachment
 from tests.gateway.test_magic import writer_file
 
 PNR_DASHED = f"{PNR[:8]}-{PNR[8:]}"
@@ -35,12 +33,7 @@ def _key(key_env: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def read(name: str, data: bytes, content_type: str = "application/msword") -> Extracted:
-    out = Extracted()
-    attachment = Attachment(
-        part=f"attachment:{name}", name=name, content_type=content_type, data=data, charset=None, depth=1
-    )
-    attachments.extract(attachment, out, Limits())
-    return out
+    return read_attachment(name, data, content_type)
 
 
 @cache
